@@ -1,0 +1,44 @@
+"""Token vocabularies with the special symbols every token task shares."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
+SPECIALS = (PAD, UNK, EOS)
+
+
+class Vocabulary:
+    """Maps tokens to ids: ``<pad>`` = 0, ``<unk>`` = 1, ``<eos>`` = 2, then the tokens.
+
+    Build it from the training split only (:meth:`build`) and store ``tokens`` with any cache,
+    so validation, test and later runs use the same ids.
+    """
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self.tokens = list(tokens)
+        if tuple(self.tokens[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a vocabulary starts with {SPECIALS}, got {self.tokens[:3]}")
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, counts: Counter, min_freq: int = 1) -> Vocabulary:
+        """Tokens seen at least ``min_freq`` times, sorted for a stable id assignment."""
+        kept = sorted(token for token, count in counts.items() if count >= min_freq)
+        return cls([*SPECIALS, *(t for t in kept if t not in SPECIALS)])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        unk = self.index[UNK]
+        return [self.index.get(token, unk) for token in tokens]
+
+    @property
+    def pad_id(self) -> int:
+        return self.index[PAD]
+
+    @property
+    def eos_id(self) -> int:
+        return self.index[EOS]

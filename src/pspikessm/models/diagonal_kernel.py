@@ -1,0 +1,106 @@
+"""Diagonal SSM kernel (S4D family): one N-dimensional linear neuron per channel.
+
+Each of the H neurons owns ``h[t] = Ā h[t-1] + B̄ x[t]``, ``u[t] = 2 Re(C h[t])`` with a
+diagonal complex ``A`` of N/2 modes (one per conjugate pair, hence the factor 2), discretised
+by zero-order hold with a learnable step ``dt``. The kernel is the impulse response
+``K̄[l] = 2 Re(C Ā^l B̄)``, evaluated for all ``l`` at once as a Vandermonde product.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pspikessm.models.hippo import legs_nplr
+from pspikessm.optim import tag_optim
+
+INITS = ("legs", "lin")
+
+
+def init_diagonal(init: str, state_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial ``A`` and ``B`` (N/2 complex modes each) for an S4D init.
+
+    ``legs``: the eigenvalues of HiPPO-LegS's normal part, ``B`` in its eigenbasis (S4D-LegS).
+    ``lin``: ``A_n = -1/2 + i π n``, ``B_n = 1`` (S4D-Lin).
+    """
+    if init == "legs":
+        nplr = legs_nplr(state_size)
+        return nplr.w, nplr.b
+    if init == "lin":
+        n = torch.arange(state_size // 2, dtype=torch.float64)
+        a = -0.5 + 1j * math.pi * n
+        return a.to(torch.complex128), torch.ones(state_size // 2, dtype=torch.complex128)
+    raise ValueError(f"unknown SSM init {init!r}; expected one of {INITS}")
+
+
+def log_uniform_dt(d_model: int, dt_min: float, dt_max: float) -> torch.Tensor:
+    """``log dt`` (H,) drawn log-uniformly in ``[dt_min, dt_max]``."""
+    return torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+
+
+class DiagonalSSMKernel(nn.Module):
+    """Computes the convolution kernels of H diagonal SSM neurons.
+
+    Args:
+        d_model: number of neurons H.
+        d_state: state size N per neuron (N/2 complex conjugate-pair modes).
+        channels: kernels per neuron (2 for a two-sided kernel: causal and anti-causal).
+        init: ``legs`` or ``lin``.
+        dt_min, dt_max: range of the log-uniform initial step.
+        ssm_lr: learning rate of A and B (zero weight decay).
+        dt_lr: learning rate of dt; ``None`` uses the global rate (still zero weight decay).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        channels: int = 1,
+        init: str = "legs",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        ssm_lr: float = 1e-3,
+        dt_lr: float | None = None,
+    ) -> None:
+        super().__init__()
+        if d_state % 2:
+            raise ValueError(f"d_state must be even (conjugate pairs), got {d_state}")
+        a, b = init_diagonal(init, d_state)
+        modes = d_state // 2
+        self.log_dt = nn.Parameter(log_uniform_dt(d_model, dt_min, dt_max))
+        # A = -exp(log_a_real) + i a_imag keeps Re(A) < 0: every neuron stays stable.
+        self.log_a_real = nn.Parameter(torch.log(-a.real).float().repeat(d_model, 1))  # (H N/2)
+        self.a_imag = nn.Parameter(a.imag.float().repeat(d_model, 1))  # (H N/2)
+        self.b = nn.Parameter(torch.view_as_real(b.to(torch.complex64)).repeat(d_model, 1, 1))
+        c = torch.randn(channels, d_model, modes, dtype=torch.complex64)  # (C H N/2)
+        self.c = nn.Parameter(torch.view_as_real(c))
+        for parameter in (self.log_a_real, self.a_imag, self.b):
+            tag_optim(parameter, lr=ssm_lr, weight_decay=0.0)
+        if dt_lr is None:
+            tag_optim(self.log_dt, weight_decay=0.0)
+        else:
+            tag_optim(self.log_dt, lr=dt_lr, weight_decay=0.0)
+
+    def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ZOH discretisation: ``(dt A, Ā, B̄)``, each (H, N/2) complex."""
+        dt = torch.exp(self.log_dt)  # (H)
+        a = torch.complex(-torch.exp(self.log_a_real), self.a_imag)  # (H N/2)
+        dt_a = dt.unsqueeze(-1) * a  # (H N/2)
+        a_bar = torch.exp(dt_a)
+        b_bar = (a_bar - 1.0) / a * torch.view_as_complex(self.b)  # (H N/2)
+        return dt_a, a_bar, b_bar
+
+    @property
+    def c_complex(self) -> torch.Tensor:
+        return torch.view_as_complex(self.c)  # (C H N/2)
+
+    def forward(self, length: int) -> torch.Tensor:
+        """Returns the kernels ``K̄`` of shape (C, H, L) for ``L = length``."""
+        dt_a, _, b_bar = self.discretize()
+        steps = torch.arange(length, device=dt_a.device, dtype=dt_a.real.dtype)  # (L)
+        vandermonde = torch.exp(dt_a.unsqueeze(-1) * steps)  # (H N/2 L)
+        weights = self.c_complex * b_bar  # (C H N/2)
+        kernel = torch.einsum("chn,hnl->chl", weights, vandermonde)  # (C H L)
+        return 2.0 * kernel.real

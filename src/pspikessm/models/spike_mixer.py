@@ -1,0 +1,24 @@
+"""SpikeMixer: a dense map across the neurons of a layer, fed by binary spikes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SpikeMixer(nn.Module):
+    """``m = GELU(W s + c)`` over the neuron dimension of (B, H_in, L) spikes.
+
+    With binary ``s``, ``W s`` sums selected columns of W: accumulates, not multiplies.
+
+    Inputs: ``s`` (B, H_in, L). Outputs: ``m`` (B, H_out, L).
+    """
+
+    def __init__(self, d_in: int, d_out: int | None = None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out or d_in)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        mixed = torch.matmul(self.linear.weight, spikes)  # (B H_out L)
+        return F.gelu(mixed + self.linear.bias.unsqueeze(-1))

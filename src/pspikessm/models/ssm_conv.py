@@ -1,0 +1,60 @@
+"""SSM neurons applied to a whole sequence: ``u = K̄ * x + D x`` by FFT convolution."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
+from pspikessm.models.fft_conv import fft_conv, two_sided_kernel
+
+KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel}
+
+
+def kernel_class(name: str) -> type[nn.Module]:
+    """The kernel module registered as ``name``; the error lists the valid names."""
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise ValueError(f"unknown SSM kernel {name!r}; valid kernels: {sorted(KERNELS)}") from None
+
+
+class SSMConvolution(nn.Module):
+    """H SSM neurons with a D skip, computed for all time steps at once.
+
+    Args:
+        d_model: number of neurons H.
+        d_state: state size N per neuron.
+        kernel: name of the kernel family (``diag``).
+        bidirectional: two-sided kernel (a causal plus an anti-causal kernel per neuron).
+        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, ...).
+
+    Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        kernel: str = "diag",
+        bidirectional: bool = False,
+        **kernel_kwargs,
+    ) -> None:
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.kernel = kernel_class(kernel)(
+            d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
+        )
+        self.d = nn.Parameter(torch.randn(d_model))
+
+    def conv_kernel(self, length: int) -> torch.Tensor:
+        """The kernel as :func:`fft_conv` takes it: (H, L) causal or (H, 2L) circular."""
+        k = self.kernel(length)  # (C H L)
+        if self.bidirectional:
+            return two_sided_kernel(k[0], k[1], 2 * length)  # (H 2L)
+        return k[0]  # (H L)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[-1]
+        y = fft_conv(x, self.conv_kernel(length))  # (B H L)
+        return y + self.d.unsqueeze(-1) * x

@@ -1,0 +1,63 @@
+"""Optimizer settings that live on the parameters, and the parameter groups built from them.
+
+The model, not the trainer, says which parameters are special: an SSM module calls
+:func:`tag_optim` on its A, B (and optionally dt) parameters, and :func:`parameter_groups`
+turns the tags into AdamW parameter groups. This is S4's ``_optim`` convention.
+"""
+
+from __future__ import annotations
+
+import math
+from torch import nn
+
+OPTIM_ATTR = "_optim"
+
+
+def tag_optim(parameter: nn.Parameter, **settings: float) -> nn.Parameter:
+    """Attach optimizer settings (for example ``lr=1e-3, weight_decay=0.0``) to a parameter."""
+    setattr(parameter, OPTIM_ATTR, dict(settings))
+    return parameter
+
+
+def parameter_groups(
+    model: nn.Module, lr: float, weight_decay: float
+) -> list[dict[str, object]]:
+    """Group ``model``'s trainable parameters by their optimizer tags.
+
+    Untagged parameters form the first group with the global ``lr`` and ``weight_decay``;
+    every distinct tag (a dict of settings) forms one more group that overrides them.
+    """
+    default: list[nn.Parameter] = []
+    tagged: dict[tuple[tuple[str, float], ...], list[nn.Parameter]] = {}
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        settings = getattr(parameter, OPTIM_ATTR, None)
+        if settings is None:
+            default.append(parameter)
+        else:
+            tagged.setdefault(tuple(sorted(settings.items())), []).append(parameter)
+    groups: list[dict[str, object]] = [
+        {"params": default, "lr": lr, "weight_decay": weight_decay}
+    ]
+    for key, params in tagged.items():
+        group: dict[str, object] = {"params": params, "lr": lr, "weight_decay": weight_decay}
+        group.update(dict(key))
+        groups.append(group)
+    return [group for group in groups if group["params"]]
+
+
+def warmup_cosine_lambda(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
+    """LR factor: linear warm-up from 0 over ``warmup_steps``, then cosine decay to ``min_factor``.
+
+    Applied per optimizer step, so each group keeps its own peak learning rate.
+    """
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        progress = min(1.0, progress)
+        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
