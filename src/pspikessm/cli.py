@@ -5,6 +5,7 @@ Examples::
     pspikessm fit --config configs/quickstart.yaml
     pspikessm fit --config configs/lra/listops.yaml --data.data_dir data/lra_release
     pspikessm fit --config configs/quickstart.yaml --ckpt_path last      # resume
+    pspikessm fit --config configs/lra/listops.yaml --config configs/trainer/ddp.yaml  # all GPUs
     pspikessm test --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from pspikessm.callbacks import NonFiniteLossStop, PreemptionCheckpoint
 from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.module import SequenceClassifier
@@ -40,6 +42,9 @@ class PSpikeSSMCLI(LightningCLI):
                 apply_on="instantiate",
             )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # Always on: last.ckpt on SIGTERM/SIGUSR1, and a loud stop at a non-finite loss.
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
+        parser.add_lightning_class_args(NonFiniteLossStop, "nonfinite")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",

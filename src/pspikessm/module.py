@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.models.backbone import spike_samplers
 from pspikessm.optim import parameter_groups, warmup_cosine_lambda
+from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -37,6 +38,13 @@ class SequenceClassifier(L.LightningModule):
         monitor: metric the plateau schedule watches (maximised).
         eval_mode: spikes in validation/test/predict: ``sample`` (one stochastic pass, as
             the paper's code) or ``expected`` (firing probabilities, deterministic).
+        compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
+            parameter names, hence checkpoints, are those of the plain backbone).
+
+    Spike randomness: every process starts from the same seed (identical initialisation);
+    when training starts, processes other than rank 0 move to spike streams of their own.
+    Checkpoints carry rank 0's generator states, so a resumed one-process run draws exactly
+    the spikes the uninterrupted run would have drawn.
 
     Batches are ``(inputs, lengths, targets)``.
     """
@@ -56,6 +64,7 @@ class SequenceClassifier(L.LightningModule):
         plateau_patience: int = 20,
         monitor: str = "val/acc",
         eval_mode: Literal["sample", "expected"] = "sample",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
@@ -66,6 +75,7 @@ class SequenceClassifier(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
+        self._resumed_rng_state: dict | None = None
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
@@ -83,16 +93,34 @@ class SequenceClassifier(L.LightningModule):
     def on_predict_start(self) -> None:
         self._apply_eval_mode()
 
+    def configure_model(self) -> None:
+        if self.hparams.compile and not getattr(self, "_backbone_compiled", False):
+            self.backbone.compile()  # in place: state_dict keys stay those of the plain model
+            self._backbone_compiled = True
+
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
         self.val_acc_best.reset()
+        # After the (RNG-isolated) sanity check and the checkpoint restore: continue the saved
+        # spike stream, then split the streams by rank.
+        if self._resumed_rng_state is not None:
+            set_rng_state(self._resumed_rng_state)
+            self._resumed_rng_state = None
+        offset_for_rank(self.global_rank)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resumed_rng_state = checkpoint.get("rng_state")
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         inputs, lengths, targets = batch
         logits = self(inputs, lengths)
         loss = F.cross_entropy(logits, targets)
         self.train_acc(logits, targets)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        # sync_dist: the logged loss is that of the global batch, not of process 0's share.
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

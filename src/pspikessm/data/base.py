@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pspikessm.data.collate import pad_collate
 
@@ -28,10 +28,14 @@ class SequenceDataModule(L.LightningDataModule):
 
     Args:
         data_dir: folder holding the task's files.
-        batch_size: global batch size, divided evenly among the training processes.
+        batch_size: global batch size: with W processes (``devices * num_nodes``) each
+            loads ``batch_size / W`` examples per step, so the optimisation does not depend on
+            W; a size W does not divide is an error at setup.
         eval_batch_size: global batch size for validation and test (default: batch_size).
         num_workers: DataLoader worker processes per training process.
-        seed: seed of the train/val split and of the shuffling order.
+        seed: seed of the train/val split and of the shuffling order (a permutation per
+            epoch, a function of (seed, epoch) only: resumed runs see the same order, and W
+            processes split the one-process global batches among themselves).
         pin_memory: pin host memory for faster transfers to a GPU.
     """
 
@@ -65,6 +69,10 @@ class SequenceDataModule(L.LightningDataModule):
     def world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
     def per_process(self, global_batch_size: int) -> int:
         """The batch size of one process; the global size must divide evenly."""
         if global_batch_size % self.world_size:
@@ -82,16 +90,30 @@ class SequenceDataModule(L.LightningDataModule):
             "predict": ("test",),
             None: SPLITS,
         }[stage]
+        self.per_process(self.batch_size)  # fail here, before any process starts to train
+        self.per_process(self.eval_batch_size)
         for split in needed:
             if split not in self.datasets:
                 self.datasets[split] = self.load_split(split)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # Our own DistributedSampler (also for one process): Lightning calls set_epoch on it,
+        # so the order is a function of (seed, epoch), and it leaves it in place under DDP.
+        # Evaluation sets whose size W does not divide get padded by repeating examples.
+        sampler = DistributedSampler(
+            self.datasets[split],
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=shuffle,
+            seed=self.seed,
+        )
+        # A generator of its own keeps DataLoader's worker seeding off torch's global
+        # generator, which carries the spike stream.
+        generator = torch.Generator().manual_seed(self.seed + self.rank)
         return DataLoader(
             self.datasets[split],
             batch_size=self.per_process(batch_size),
-            shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -16,9 +16,11 @@ class StochasticSpike(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, probability: torch.Tensor, uniforms: torch.Tensor | None) -> torch.Tensor:
+        # Uniforms in float32 even under autocast: bf16 has 8 mantissa bits, and comparing
+        # bf16 uniforms would bias the firing rates.
         if uniforms is None:
-            uniforms = torch.rand_like(probability)
-        return (uniforms < probability).to(probability.dtype)
+            uniforms = torch.rand_like(probability, dtype=torch.float32)
+        return (uniforms < probability.float()).to(probability.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:

@@ -48,8 +48,12 @@ class SSMConvolution(nn.Module):
         self.d = nn.Parameter(torch.randn(d_model))
 
     def conv_kernel(self, length: int) -> torch.Tensor:
-        """The kernel as :func:`fft_conv` takes it: (H, L) causal or (H, 2L) circular."""
-        k = self.kernel(length)  # (C H L)
+        """The kernel as :func:`fft_conv` takes it: (H, L) causal or (H, 2L) circular.
+
+        Always float32, also under autocast: ``Ā^l`` over thousands of steps needs the range.
+        """
+        with torch.autocast(self.d.device.type, enabled=False):
+            k = self.kernel(length)  # (C H L)
         if self.bidirectional:
             return two_sided_kernel(k[0], k[1], 2 * length)  # (H 2L)
         return k[0]  # (H L)
