@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fast_trainer_args, tiny_model_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data import ListOpsDataModule
 
@@ -73,7 +73,9 @@ def test_ddp_two_processes_match_the_global_batch(listops_dir, tmp_path, monkeyp
     assert [r["world_size"] for r in ranks] == [2, 2] and single["world_size"] == 1
     assert [r["per_process_batch"] for r in ranks] == [8, 8] and single["per_process_batch"] == 16
     # Identical initialisation everywhere, and identical weights after training (DDP).
-    assert ranks[0]["weights_at_start"] == ranks[1]["weights_at_start"] == single["weights_at_start"]
+    assert (
+        ranks[0]["weights_at_start"] == ranks[1]["weights_at_start"] == single["weights_at_start"]
+    )
     assert ranks[0]["weights_at_end"] == ranks[1]["weights_at_end"]
     # Different spike streams per process.
     assert ranks[0]["next_draws"] != ranks[1]["next_draws"]

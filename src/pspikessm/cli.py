@@ -17,10 +17,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from pspikessm.callbacks import NonFiniteLossStop, PreemptionCheckpoint
+from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
 from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.module import SequenceClassifier
@@ -41,7 +40,8 @@ class PSpikeSSMCLI(LightningCLI):
                 f"model.backbone.init_args.{attribute}",
                 apply_on="instantiate",
             )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # last.ckpt every epoch (Lightning 2.6 skips it when val/acc did not improve).
+        parser.add_lightning_class_args(LastEveryEpochCheckpoint, "checkpoint")
         # Always on: last.ckpt on SIGTERM/SIGUSR1, and a loud stop at a non-finite loss.
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.add_lightning_class_args(NonFiniteLossStop, "nonfinite")

@@ -75,6 +75,7 @@ class SequenceClassifier(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
         self._resumed_rng_state: dict | None = None
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,7 +101,8 @@ class SequenceClassifier(L.LightningModule):
 
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
-        self.val_acc_best.reset()
+        if self.trainer.global_step == 0:
+            self.val_acc_best.reset()
         # After the (RNG-isolated) sanity check and the checkpoint restore: continue the saved
         # spike stream, then split the streams by rank.
         if self._resumed_rng_state is not None:

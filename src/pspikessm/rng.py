@@ -22,7 +22,7 @@ def rng_state() -> dict[str, Any]:
     Only tensors and plain Python values, so checkpoints stay loadable with
     ``torch.load(weights_only=True)``.
     """
-    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()  # noqa: NPY002 (the global one)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": (kind, torch.from_numpy(keys.copy()), position, has_gauss, cached_gauss),
@@ -37,12 +37,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned (CUDA states only when the device count matches)."""
     torch.set_rng_state(state["torch"])
     kind, keys, position, has_gauss, cached_gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy(), position, has_gauss, cached_gauss))
+    np.random.set_state((kind, keys.numpy(), position, has_gauss, cached_gauss))  # noqa: NPY002
     random.setstate(state["python"])
     cuda_states = state.get("torch.cuda")
-    if cuda_states is not None and torch.cuda.is_available():
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+    if (
+        cuda_states is not None
+        and torch.cuda.is_available()
+        and len(cuda_states) == torch.cuda.device_count()
+    ):
+        torch.cuda.set_rng_state_all(cuda_states)
 
 
 def offset_for_rank(rank: int) -> None:

@@ -60,8 +60,10 @@ class PreemptionCheckpoint(Callback):
             return
         path = self.last_checkpoint_path(trainer)
         trainer.save_checkpoint(path)
-        rank_zero_info(f"Received {self.received!r}: saved {path} and stopping; resume with "
-                       "`fit --ckpt_path last`.")
+        rank_zero_info(
+            f"Received {self.received!r}: saved {path} and stopping; resume with "
+            "`fit --ckpt_path last`."
+        )
         raise SIGTERMException()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -1,0 +1,67 @@
+"""Mixed precision keeps the SSM kernel, FFTs and spike draws in float32; the compile switch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import fast_trainer_args, tiny_model_args
+from pspikessm.cli import cli_main
+from pspikessm.models.spike_sampler import StochasticSpike
+from pspikessm.models.ssm_conv import SSMConvolution
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_fit_args(listops_dir: Path, tmp_path: Path) -> list[str]:
+    return [
+        "fit",
+        "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        f"--data.init_args.data_dir={listops_dir}",
+        "--data.init_args.generate=null",
+        "--data.init_args.batch_size=16",
+        "--trainer.fast_dev_run=2",
+        "--trainer.callbacks=[]",
+        *fast_trainer_args(tmp_path),
+        *tiny_model_args(),
+    ]  # fmt: skip
+
+
+def test_kernel_stays_float32_under_autocast():
+    torch.manual_seed(0)
+    ssm = SSMConvolution(8, 16, bidirectional=True)
+    reference = ssm.conv_kernel(512)
+    x = torch.rand(2, 8, 512)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kernel = ssm.conv_kernel(512)
+        y = ssm(x.bfloat16())
+    assert kernel.dtype == torch.float32
+    assert torch.equal(kernel, reference)
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+
+
+def test_bf16_probabilities_spike_at_their_rate():
+    torch.manual_seed(0)
+    p = torch.full((1_000_000,), 0.3, dtype=torch.bfloat16)
+    spikes = StochasticSpike.apply(p, None)
+    assert spikes.dtype == torch.bfloat16
+    target = float(p[0])  # 0.30078125: the probability bf16 can represent
+    assert spikes.float().mean().item() == pytest.approx(target, abs=4 * math.sqrt(0.25 / 1e6))
+
+
+def test_bf16_mixed_fast_dev_run_on_cpu(listops_dir, tmp_path):
+    cli = cli_main([*quick_fit_args(listops_dir, tmp_path), "--trainer.precision=bf16-mixed"])
+    assert cli.trainer.precision == "bf16-mixed"
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    assert all(p.dtype == torch.float32 for p in cli.model.parameters())
+
+
+@pytest.mark.slow
+def test_compile_switch_trains_and_keeps_plain_parameter_names(listops_dir, tmp_path):
+    cli = cli_main([*quick_fit_args(listops_dir, tmp_path), "--model.compile=true"])
+    assert cli.model.backbone._compiled_call_impl is not None
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    assert not any("_orig_mod" in name for name in cli.model.state_dict())
