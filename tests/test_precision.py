@@ -40,7 +40,8 @@ def test_kernel_stays_float32_under_autocast():
         y = ssm(x.bfloat16())
     assert kernel.dtype == torch.float32
     assert torch.equal(kernel, reference)
-    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    # Only the output's rounding to bf16 separates it from the float32 computation.
+    assert torch.allclose(y.float(), ssm(x.bfloat16().float()), rtol=1e-2, atol=1e-2)
 
 
 def test_bf16_probabilities_spike_at_their_rate():
@@ -52,8 +53,10 @@ def test_bf16_probabilities_spike_at_their_rate():
     assert spikes.float().mean().item() == pytest.approx(target, abs=4 * math.sqrt(0.25 / 1e6))
 
 
-def test_bf16_mixed_fast_dev_run_on_cpu(listops_dir, tmp_path):
+def test_bf16_mixed_fast_dev_run_on_cpu(listops_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     cli = cli_main([*quick_fit_args(listops_dir, tmp_path), "--trainer.precision=bf16-mixed"])
+    assert not (tmp_path / "checkpoints").exists()  # a dry run leaves no last.ckpt behind
     assert cli.trainer.precision == "bf16-mixed"
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     assert all(p.dtype == torch.float32 for p in cli.model.parameters())

@@ -13,8 +13,14 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
     same step, so after the monitored metric stops improving, ``last.ckpt`` stays at the best
     epoch and ``fit --ckpt_path last`` would silently rewind the run. Here ``last.ckpt`` is
     rewritten at every save point (each validation, or each epoch end when the checkpoint is
-    taken there); the top-k checkpoints behave exactly as in ModelCheckpoint.
+    taken there); the top-k checkpoints behave exactly as in ModelCheckpoint. A
+    ``fast_dev_run`` writes nothing (Lightning 2.6 would write ``last.ckpt`` at the end of
+    training, into ``./checkpoints`` since a dry run has no logger folder).
     """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
