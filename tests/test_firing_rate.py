@@ -9,10 +9,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
-from spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 
 from pspikessm.callbacks import FiringRateMonitor
 from pspikessm.module import SequenceClassifier
+from spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 
 LENGTHS = [5, 3, 8, 1, 6, 2]  # padded in batches of 4: padding must not count
 P_IN = [1.0, 0.5, 0.0, 0.0]
