@@ -7,7 +7,7 @@ import re
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
 from pspikessm.callbacks.energy_counts import (
@@ -202,7 +202,7 @@ class EnergyEstimate(L.Callback):
         total = self.table[-1]
         saving = total["dense_nj"] / total["nj"] if total["nj"] > 0 else float("nan")
         pl_module.log("energy/saving", saving, on_epoch=True, batch_size=1)
-        rank_zero_info(format_table(self.table, split))
+        _print(format_table(self.table, split))
 
 
 def format_table(table: list[dict[str, float]], split: str = "test") -> str:
@@ -223,6 +223,11 @@ def format_table(table: list[dict[str, float]], split: str = "test") -> str:
     if total["nj"] > 0:
         lines.append(f"non-spiking / spiking energy: {total['dense_nj'] / total['nj']:.3g}x")
     return "\n".join(lines)
+
+
+@rank_zero_only
+def _print(text: str) -> None:
+    print(text, flush=True)
 
 
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)$")
