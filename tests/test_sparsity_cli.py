@@ -1,14 +1,18 @@
-"""A short quickstart run through the CLI writes every documented sparsity/ and energy/ tag."""
+"""A short quickstart run through the CLI: every documented sparsity/ and energy/ tag is
+written, ``pspikessm energy`` prints the table, and notebooks/sparsity.ipynb executes on it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import fast_trainer_args, tiny_model_args
+from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main, main
+from pspikessm.data.listops_generator import write_listops
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("layer0/input", "layer0/output")
@@ -55,8 +59,12 @@ def tiny_run(tmp_path: Path, listops_dir: Path) -> Path:
     return run
 
 
-@pytest.fixture
-def tiny_quickstart_run(tmp_path, listops_dir) -> Path:
+@pytest.fixture(scope="module")
+def tiny_quickstart_run(tmp_path_factory) -> Path:
+    """One tiny run shared by the tests of this file (read-only for them)."""
+    tmp_path = tmp_path_factory.mktemp("quickstart")
+    listops_dir = tmp_path / "lra_release"
+    write_listops(listops_dir / "listops-1000", TINY_LISTOPS)
     return tiny_run(tmp_path, listops_dir)
 
 
@@ -90,3 +98,31 @@ def test_energy_command_names_a_missing_checkpoint(tmp_path):
                 str(tmp_path / "x.ckpt"),
             ]
         )
+
+
+NOTEBOOK = ROOT / "notebooks" / "sparsity.ipynb"
+
+
+def test_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+
+
+def test_notebook_executes_on_a_tiny_run(tiny_quickstart_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("PSPIKESSM_RUN", str(tiny_quickstart_run))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    )
+    client.execute()
+    text = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "non-spiking / spiking energy" in text
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 3  # training curves, raster and active ratio, energy bars

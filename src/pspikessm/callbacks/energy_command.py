@@ -6,15 +6,18 @@ Examples::
     pspikessm energy --config logs/quickstart/version_0/config.yaml --ckpt_path best.ckpt --split val
 
 Every other option is a Trainer-CLI option (``--data.data_dir ...``, ``--trainer.devices 2``).
-A config saved by ``fit`` (``<run>/config.yaml``) works as is. The run writes no logs: the
-logger is switched off and the FiringRateMonitor left out; an :class:`EnergyEstimate` is
-added unless the config already has one.
+A config saved by ``fit`` (``<run>/config.yaml``) works as is. The run writes no logs and
+shows no progress bar: logger, progress bar and FiringRateMonitor are left out; an
+:class:`EnergyEstimate` is added unless the config already has one.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar
 
 from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.firing_rate import FiringRateMonitor
@@ -39,17 +42,19 @@ def estimate_energy(
     class EnergyCLI(PSpikeSSMCLI):
         energy: EnergyEstimate
 
-        def before_test(self) -> None:
-            trainer = self.trainer
-            callbacks = [c for c in trainer.callbacks if not isinstance(c, FiringRateMonitor)]
-            energy = next((c for c in callbacks if isinstance(c, EnergyEstimate)), None)
-            if energy is None:
-                energy = EnergyEstimate()
-                callbacks.append(energy)
-            trainer.callbacks = callbacks
-            self.energy = energy
-
-        before_validate = before_test
+        def _instantiate_trainer(self, config: dict, callbacks: list) -> L.Trainer:
+            # No logs, no progress bar (also inside notebooks): only the energy counts.
+            kept = [
+                c
+                for c in [*(config.get("callbacks") or []), *callbacks]
+                if not isinstance(c, FiringRateMonitor | ProgressBar)
+            ]
+            self.energy = next((c for c in kept if isinstance(c, EnergyEstimate)), None)
+            if self.energy is None:
+                self.energy = EnergyEstimate()
+                kept.append(self.energy)
+            config = {**config, "callbacks": kept, "logger": False, "enable_progress_bar": False}
+            return super()._instantiate_trainer(config, [])
 
     cli = EnergyCLI(
         SequenceClassifier,
@@ -59,7 +64,6 @@ def estimate_energy(
         args=[
             "test" if split == "test" else "validate",
             *cli_args,
-            "--trainer.logger=false",
             f"--ckpt_path={ckpt_path}",
             "--verbose=false",
         ],

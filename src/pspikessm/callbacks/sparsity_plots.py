@@ -2,24 +2,21 @@
 
 Both take the spikes of one layer for one example, (H, L) over its valid steps, and return a
 matplotlib figure; the firing-rate monitor writes them to TensorBoard and the notebook reuses
-them. The active-neuron ratio over time is the paper's Figure 1c.
+them. The active-neuron ratio over time is the paper's Figure 1c. Figures are built without
+pyplot, so no GUI backend is touched during training and a notebook's backend is left alone.
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed; TensorBoard gets rendered images
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import torch
+from matplotlib.figure import Figure
 
 
 def raster_figure(spikes: torch.Tensor, title: str = "") -> Figure:
     """Spike raster of ``spikes`` (H, L): black where a neuron fired (grey levels for
     probabilities)."""
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+    fig = Figure(figsize=(6, 3), dpi=80)
+    ax = fig.subplots()
     ax.imshow(
         spikes.float().cpu().numpy(),
         aspect="auto",
@@ -42,7 +39,8 @@ def active_ratio(spikes: torch.Tensor) -> torch.Tensor:
 
 def active_ratio_figure(layers: dict[str, torch.Tensor], title: str = "") -> Figure:
     """The active-neuron ratio over time, one line per entry of ``layers`` (name → (H, L))."""
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+    fig = Figure(figsize=(6, 3), dpi=80)
+    ax = fig.subplots()
     for name, spikes in layers.items():
         ax.plot(active_ratio(spikes).cpu().numpy(), label=name, linewidth=1)
     ax.set_xlabel("time step")
