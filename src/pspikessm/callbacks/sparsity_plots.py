@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def raster_figure(spikes: torch.Tensor, title: str = "") -> Figure:
@@ -27,6 +28,7 @@ def raster_figure(spikes: torch.Tensor, title: str = "") -> Figure:
     )
     ax.set_xlabel("time step")
     ax.set_ylabel("neuron")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
