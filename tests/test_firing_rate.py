@@ -8,9 +8,10 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from pspikessm.callbacks import FiringRateMonitor
+from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
 from pspikessm.module import SequenceClassifier
 from spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 
@@ -110,3 +111,31 @@ def test_missing_logger_is_a_clear_error(tmp_path):
         run = trainer(tmp_path, logger=False)
     with pytest.raises(ValueError, match="FiringRateMonitor needs a logger"):
         run.validate(classifier(), dataloaders=token_batches(LENGTHS, 4), verbose=False)
+
+
+class ThresholdSpikes(torch.nn.Module):
+    """A deterministic neuron kind that opts in to monitoring with ``emits_spikes``."""
+
+    emits_spikes = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms=None):
+        spikes = (x > 0.5).to(x.dtype)
+        return spikes if mask is None else spikes * mask
+
+
+def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
+    model = ForcedSpikes([(P_IN, P_OUT)])
+    model.blocks[0].output_spikes = ThresholdSpikes()
+    model.extra = ThresholdSpikes()
+    names = [name for name, _ in spike_sources(model)]
+    assert names == ["layer0/input", "layer0/output", "extra"]
+    assert not is_spike_source(model.encoder)
+
+
+def test_emits_spikes_module_is_counted(tmp_path):
+    module = classifier()
+    module.backbone.blocks[0].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    assert metrics["sparsity/val/layer0/output/rate"] == 0.0
+    assert metrics["sparsity/val/layer0/output/silent"] == 1.0
