@@ -79,3 +79,33 @@ def test_energy_counts_of_a_tiny_network_by_hand():
     assert metrics["energy/saving"] == pytest.approx(dense_nj / total_nj, rel=1e-6)
     assert [row["row"] for row in energy.table] == ["encoder", "layer0", "head", "total"]
     assert "layer0" in format_table(energy.table)
+
+
+class RealValued(torch.nn.Module):
+    """A non-spiking neuron kind in the output slot: feeds real values to the SpikeMixer."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x if mask is None else x * mask
+
+
+def test_a_non_spiking_neuron_makes_its_consumer_cost_macs():
+    lengths = [3, 2]
+    loader = DataLoader(
+        [(torch.randn(n, 3), 0) for n in lengths], batch_size=2, collate_fn=pad_collate
+    )
+    model = forced_model()
+    spiking = EnergyEstimate()
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[spiking], enable_progress_bar=False
+    )
+    (before,) = trainer.test(model, dataloaders=loader, verbose=False)
+    model.backbone.blocks[0].output_spikes = RealValued()
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[EnergyEstimate()], enable_progress_bar=False
+    )
+    (after,) = trainer.test(model, dataloaders=loader, verbose=False)
+    steps, sequences, width = 5, 2, 2
+    assert after["energy/layer0/ac"] == pytest.approx(steps / sequences)  # input spikes only
+    mixer_macs = width * width * steps / sequences
+    assert after["energy/layer0/mac"] == pytest.approx(before["energy/layer0/mac"] + mixer_macs)
+    assert after["energy/layer0/dense_mac"] == pytest.approx(before["energy/layer0/dense_mac"])
