@@ -8,6 +8,7 @@ Examples::
     pspikessm fit --config configs/lra/listops.yaml --config configs/trainer/ddp.yaml  # all GPUs
     pspikessm test --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
+    pspikessm energy --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt [--split test]
 """
 
 from __future__ import annotations
@@ -25,8 +26,18 @@ from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.module import SequenceClassifier
 
+
+def _energy_main(argv: list[str]) -> None:
+    from pspikessm.callbacks.energy_command import main as energy_main  # needs this module
+
+    energy_main(argv)
+
+
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
-TOOLS: dict[str, Callable[[list[str]], None]] = {"make-listops": make_listops_main}
+TOOLS: dict[str, Callable[[list[str]], None]] = {
+    "make-listops": make_listops_main,
+    "energy": _energy_main,
+}
 
 
 class PSpikeSSMCLI(LightningCLI):
