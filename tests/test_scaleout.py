@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch.strategies import DDPStrategy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import fast_trainer_args, tiny_model_args
@@ -94,6 +96,25 @@ def test_ddp_two_processes_match_the_global_batch(listops_dir, tmp_path, monkeyp
     assert ddp_logged["val/acc"][-1] == pytest.approx(float(check["val/acc"]), abs=1e-6)
     assert ddp_logged["val/loss"][-1] == pytest.approx(float(check["val/loss"]), rel=1e-5)
     assert len(ddp_logged["train/loss_epoch"]) == 1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.name)
+def test_trainer_presets_combine_with_a_task_config(preset, listops_dir, tmp_path):
+    cli = cli_main(
+        [
+            "--config", str(ROOT / "configs" / "quickstart.yaml"),
+            "--config", str(preset),
+            f"--data.init_args.data_dir={listops_dir}",
+            *tiny_model_args(),
+            *fast_trainer_args(tmp_path),  # CPU here; the presets' GPU settings stay otherwise
+        ],
+        run=False,
+    )  # fmt: skip
+    settings = yaml.safe_load(preset.read_text())["trainer"]
+    assert cli.trainer.num_nodes == settings["num_nodes"]
+    assert cli.trainer.precision == settings.get("precision", "32-true")
+    distributed = settings["strategy"] == "ddp"
+    assert isinstance(cli.trainer.strategy, DDPStrategy) == distributed
 
 
 def test_batch_size_not_divisible_by_processes_fails_at_setup(listops_dir):
