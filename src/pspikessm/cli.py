@@ -14,14 +14,24 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from pspikessm.data.base import SequenceDataModule
+from pspikessm.data.protocol import protocol_value
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.module import SequenceClassifier
+
+#: (data protocol attribute, model argument it is linked into); see pspikessm.data.protocol.
+DATA_LINKS: tuple[tuple[str, str], ...] = (
+    ("num_classes", "model.num_classes"),
+    ("num_classes", "model.backbone.init_args.num_classes"),
+    ("vocab_size", "model.backbone.init_args.vocab_size"),
+    ("d_input", "model.backbone.init_args.d_input"),
+)
 
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
 TOOLS: dict[str, Callable[[list[str]], None]] = {"make-listops": make_listops_main}
@@ -31,13 +41,13 @@ class PSpikeSSMCLI(LightningCLI):
     """LightningCLI with the data-to-model links and the project's checkpoint defaults."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # What the data decides is linked into the model, never typed twice.
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        for attribute in ("num_classes", "vocab_size", "d_input"):
+        # What the data decides is linked into the model, never typed twice. The source is
+        # the whole data module, read through the protocol, so a missing or wrong attribute
+        # fails loudly instead of leaving the model at a silent default; a backbone without
+        # the target parameter is skipped by jsonargparse.
+        for name, target in DATA_LINKS:
             parser.link_arguments(
-                f"data.{attribute}",
-                f"model.backbone.init_args.{attribute}",
-                apply_on="instantiate",
+                "data", target, compute_fn=partial(protocol_value, name=name), apply_on="instantiate"
             )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
@@ -83,7 +93,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
     """Run the CLI on ``args`` (default: ``sys.argv[1:]``); tests call this directly."""
     return PSpikeSSMCLI(
         SequenceClassifier,
-        SequenceDataModule,
+        LightningDataModule,  # any data module following pspikessm.data.protocol
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         args=args,
