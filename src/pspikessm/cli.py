@@ -21,17 +21,9 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from pspikessm.data.protocol import protocol_value
+from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.module import SequenceClassifier
-
-#: (data protocol attribute, model argument it is linked into); see pspikessm.data.protocol.
-DATA_LINKS: tuple[tuple[str, str], ...] = (
-    ("num_classes", "model.num_classes"),
-    ("num_classes", "model.backbone.init_args.num_classes"),
-    ("vocab_size", "model.backbone.init_args.vocab_size"),
-    ("d_input", "model.backbone.init_args.d_input"),
-)
 
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
 TOOLS: dict[str, Callable[[list[str]], None]] = {"make-listops": make_listops_main}
@@ -45,10 +37,11 @@ class PSpikeSSMCLI(LightningCLI):
         # the whole data module, read through the protocol, so a missing or wrong attribute
         # fails loudly instead of leaving the model at a silent default; a backbone without
         # the target parameter is skipped by jsonargparse.
-        for name, target in DATA_LINKS:
-            parser.link_arguments(
-                "data", target, compute_fn=partial(protocol_value, name=name), apply_on="instantiate"
-            )
+        for name, attribute in DATA_PROTOCOL.items():
+            for target in attribute.targets:
+                parser.link_arguments(
+                    "data", target, partial(protocol_value, name=name), apply_on="instantiate"
+                )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -95,6 +88,9 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
         SequenceClassifier,
         LightningDataModule,  # any data module following pspikessm.data.protocol
         subclass_mode_data=True,
+        # One optimiser mechanism: SequenceClassifier.configure_optimizers with the
+        # parameter groups of tag_optim; no --optimizer/--lr_scheduler that would bypass it.
+        auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,
