@@ -34,17 +34,14 @@ SUFFIXES = (".csv", ".npy")
 
 
 def read_sequence(path: Path) -> np.ndarray:
-    """One sequence file as a float64 array (L, C); errors name the file (and row)."""
-    try:
-        if path.suffix == ".npy":
+    """One sequence file as a float64 array (L, C); errors name the file (and line)."""
+    if path.suffix == ".npy":
+        try:
             array = np.load(path, allow_pickle=False)
-        else:
-            with path.open() as handle:
-                first = handle.readline()
-            header = any(not _is_number(field) for field in first.split(","))
-            array = np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+    else:
+        array = read_csv(path)
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[0] == 0:
@@ -54,12 +51,25 @@ def read_sequence(path: Path) -> np.ndarray:
     return array.astype(np.float64, copy=False)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def read_csv(path: Path) -> np.ndarray:
+    """Rows of comma-separated numbers → (L, C); a non-numeric first line is a header."""
+    rows = []
+    with path.open() as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.strip().split(",")
+            if fields == [""]:
+                continue
+            try:
+                rows.append([float(field) for field in fields])
+            except ValueError:
+                if line_number == 1:
+                    continue  # header
+                raise ValueError(f"{path}:{line_number}: expected numbers, got {line.strip()!r}") from None
+            if len(rows[-1]) != len(rows[0]):
+                raise ValueError(
+                    f"{path}:{line_number}: {len(rows[-1])} columns, the first row has {len(rows[0])}"
+                )
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
 
 
 def list_split(folder: Path) -> dict[str, list[Path]]:

@@ -58,6 +58,10 @@ class PSpikeSSMCLI(LightningCLI):
             config = self.config["fit"]
             if config.get("ckpt_path") == "last":
                 _reuse_latest_version(config)
+            if config.trainer.get("fast_dev_run"):
+                # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
+                # with its dummy logger into ./checkpoints of the working directory.
+                config.checkpoint.save_last = False
 
 
 def _reuse_latest_version(config) -> None:
