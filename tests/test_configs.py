@@ -54,7 +54,9 @@ def is_full(path: Path) -> bool:
 
 def config_args(path: Path) -> list[str]:
     """``--config`` arguments that make ``path`` a complete configuration."""
-    return ["--config", str(path)] if is_full(path) else ["--config", str(BASE), "--config", str(path)]
+    return (
+        ["--config", str(path)] if is_full(path) else ["--config", str(BASE), "--config", str(path)]
+    )
 
 
 class StubData(L.LightningDataModule):

@@ -140,7 +140,9 @@ def test_held_out_validation_and_normalisation(tmp_path, example):
     lengths = sorted(train.lengths().tolist() + val.lengths().tolist())
     fresh = csv_sequences.CSVSequenceDataModule(tmp_path, val_fraction=0.2, seed=3, normalize=False)
     fresh.setup("fit")
-    assert lengths == sorted(fresh.datasets["train"].lengths().tolist() + fresh.datasets["val"].lengths().tolist())
+    assert lengths == sorted(
+        fresh.datasets["train"].lengths().tolist() + fresh.datasets["val"].lengths().tolist()
+    )
     torch.testing.assert_close(train.values.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(train.values.std(0), torch.ones(2), atol=1e-4, rtol=0)
     inputs, batch_lengths, targets = next(iter(data.train_dataloader()))

@@ -64,10 +64,13 @@ def read_csv(path: Path) -> np.ndarray:
             except ValueError:
                 if line_number == 1:
                     continue  # header
-                raise ValueError(f"{path}:{line_number}: expected numbers, got {line.strip()!r}") from None
+                raise ValueError(
+                    f"{path}:{line_number}: expected numbers, got {line.strip()!r}"
+                ) from None
             if len(rows[-1]) != len(rows[0]):
                 raise ValueError(
-                    f"{path}:{line_number}: {len(rows[-1])} columns, the first row has {len(rows[0])}"
+                    f"{path}:{line_number}: {len(rows[-1])} columns, "
+                    f"the first row has {len(rows[0])}"
                 )
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
 
@@ -77,7 +80,9 @@ def list_split(folder: Path) -> dict[str, list[Path]]:
     if not folder.is_dir():
         return {}
     classes = {}
-    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for class_dir in sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         files = sorted(p for p in class_dir.iterdir() if p.suffix in SUFFIXES)
         if not files:
             raise ValueError(f"{class_dir}: class folder holds no {'/'.join(SUFFIXES)} files")

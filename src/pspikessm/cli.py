@@ -17,12 +17,13 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.data.listops_generator import main as make_listops_main
+from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
 
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
@@ -64,13 +65,13 @@ class PSpikeSSMCLI(LightningCLI):
                 config.checkpoint.save_last = False
 
 
-def _reuse_latest_version(config) -> None:
+def _reuse_latest_version(config: Namespace) -> None:
     """Make ``fit --ckpt_path last`` continue the newest run folder of its TensorBoard logger.
 
     Without this, the logger opens a new ``version_N`` folder, where no ``last.ckpt`` exists.
     """
     logger = config.trainer.get("logger")
-    if not logger or isinstance(logger, bool) or isinstance(logger, list):
+    if not logger or isinstance(logger, (bool, list)):
         return
     init_args = logger.get("init_args", {})
     if init_args.get("version") is not None:
