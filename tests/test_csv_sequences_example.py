@@ -163,6 +163,9 @@ def test_errors_name_the_folder_or_file(tmp_path, example):
         data.setup("test")
     with pytest.raises(FileNotFoundError, match="no class folders"):
         _ = csv_sequences.CSVSequenceDataModule(tmp_path / "missing").num_classes
+    given = csv_sequences.CSVSequenceDataModule(tmp_path / "missing", classes=["a"], d_input=1)
+    with pytest.raises(FileNotFoundError, match="no class folders"):
+        given.setup("fit")
 
 
 def test_tokens_and_protocol_without_files(tmp_path, example):

@@ -130,13 +130,7 @@ class CSVSequenceDataModule(SequenceDataModule):
     @property
     def classes(self) -> list[str]:
         if self._classes is None:
-            found = list(list_split(self.data_dir / "train"))
-            if not found:
-                raise FileNotFoundError(
-                    f"no class folders in {self.data_dir / 'train'}; expected "
-                    "train/<class name>/<sequence>.csv|.npy (see examples/csv_sequences/README.md)"
-                )
-            self._classes = found
+            self._classes = list(self._train_files())
         return self._classes
 
     @property
@@ -146,9 +140,18 @@ class CSVSequenceDataModule(SequenceDataModule):
     @property
     def d_input(self) -> int:
         if self._d_input is None:
-            first = next(iter(list_split(self.data_dir / "train").values()))[0]
+            first = next(iter(self._train_files().values()))[0]
             self._d_input = read_sequence(first).shape[1]
         return self._d_input
+
+    def _train_files(self) -> dict[str, list[Path]]:
+        files = list_split(self.data_dir / "train")
+        if not files:
+            raise FileNotFoundError(
+                f"no class folders in {self.data_dir / 'train'}; expected "
+                "train/<class name>/<sequence>.csv|.npy (see examples/csv_sequences/README.md)"
+            )
+        return files
 
     def prepare_data(self) -> None:
         self.preprocessed()
@@ -162,7 +165,8 @@ class CSVSequenceDataModule(SequenceDataModule):
     def preprocessed(self) -> dict:
         """All splits read, checked and packed once, cached under ``data_dir/.cache``."""
         if self._cache is None:
-            splits = {s: list_split(self.data_dir / s) for s in ("train", "val", "test")}
+            splits = {s: list_split(self.data_dir / s) for s in ("val", "test")}
+            splits["train"] = self._train_files()
             sources = [f for split in splits.values() for files in split.values() for f in files]
             settings = {
                 "task": "csv-sequences",
