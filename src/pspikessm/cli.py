@@ -11,6 +11,7 @@ Examples::
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -104,6 +105,11 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    # The package logs through `logging`; a command line shows its INFO lines.
+    package_log = logging.getLogger("pspikessm")
+    if not package_log.handlers:
+        package_log.addHandler(logging.StreamHandler())
+        package_log.setLevel(logging.INFO)
     if argv and argv[0] in TOOLS:
         TOOLS[argv[0]](argv[1:])
         return

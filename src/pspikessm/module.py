@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import lightning as L
@@ -58,7 +59,13 @@ class SequenceClassifier(L.LightningModule):
         eval_mode: Literal["sample", "expected"] = "sample",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
+        # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
+        # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        if isinstance(self.hparams.get("backbone"), nn.Module):
+            self.remove_ignored_hparams(["backbone"])
         self.backbone = backbone
         self.train_acc = MulticlassAccuracy(num_classes)
         self.val_acc = MulticlassAccuracy(num_classes)

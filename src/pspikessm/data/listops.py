@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
+import logging
 from pathlib import Path
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pspikessm.data.base import SPLITS, SequenceDataModule
 from pspikessm.data.cache import cache_key, load_or_build
@@ -16,6 +16,7 @@ from pspikessm.data.listops_generator import HEADER, ListOpsGeneratorConfig, wri
 from pspikessm.data.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)
 
 LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 RELEASE_SUBDIR = "listops-1000"
@@ -107,7 +108,7 @@ class ListOpsDataModule(SequenceDataModule):
             files = self.files()
             missing = [path for path in files.values() if not path.exists()]
             if missing and self.generate is not None:
-                rank_zero_info(f"ListOps files absent: generating {self.generate} into {self.data_dir}")
+                info(f"ListOps files absent: generating {self.generate} into {self.data_dir}")
                 write_listops(self.data_dir, self.generate)
                 files = self.files()
                 missing = []
@@ -142,7 +143,7 @@ class ListOpsDataModule(SequenceDataModule):
                 sequences.append(torch.tensor(ids, dtype=dtype))
                 targets.append(target)
             if truncated:
-                rank_zero_info(
+                info(
                     f"ListOps {split}: truncated {truncated} of {len(split_rows)} sequences "
                     f"to max_length={self.max_length} tokens"
                 )
