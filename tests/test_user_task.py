@@ -6,10 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import fast_trainer_args
 from pspikessm.cli import cli_main
 from pspikessm.data.protocol import protocol_value
+from pspikessm.module import SequenceClassifier
 
 # A plain LightningDataModule (not pspikessm's base class) and a minimal backbone that has
 # num_classes but neither vocab_size nor d_input.
@@ -108,6 +110,21 @@ def test_user_backbone_without_vocab_size_or_d_input(tmp_path, monkeypatch):
     args = ["--model.backbone=user_task_b.MeanPool", "--model.backbone.init_args.width=4"]
     cli = cli_main(["--config", str(config), *args, *fast_trainer_args(tmp_path)], run=False)
     assert cli.model.backbone.head.out_features == 3  # num_classes linked, the others skipped
+
+
+def test_checkpoint_of_a_backbone_without_linked_parameters_reloads(tmp_path, monkeypatch):
+    config = write_user_task(tmp_path, "user_task_d", monkeypatch)
+    args = ["--config", str(config), "--model.backbone=user_task_d.MeanPool", "--data.vocab=6"]
+    fit = cli_main(["fit", *args, *fast_trainer_args(tmp_path)])
+    checkpoint = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)["hyper_parameters"]["backbone"]
+    assert saved["init_args"] == {"num_classes": 3, "width": 8}  # no vocab_size/d_input
+    validate = cli_main(
+        ["validate", *args, f"--ckpt_path={checkpoint}", *fast_trainer_args(tmp_path)]
+    )
+    assert "val/acc" in validate.trainer.callback_metrics
+    reloaded = SequenceClassifier.load_from_checkpoint(checkpoint)
+    assert reloaded.backbone.head.out_features == 3
 
 
 def test_missing_num_classes_is_a_clear_error(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ Examples::
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -55,6 +56,10 @@ class PSpikeSSMCLI(LightningCLI):
             }
         )
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        _forget_skipped_links(self.model)
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
             config = self.config["fit"]
@@ -64,6 +69,32 @@ class PSpikeSSMCLI(LightningCLI):
                 # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
                 # with its dummy logger into ./checkpoints of the working directory.
                 config.checkpoint.save_last = False
+
+
+def _forget_skipped_links(model: SequenceClassifier) -> None:
+    """Drop from ``model``'s hyperparameters the linked values its backbone does not take.
+
+    jsonargparse skips a link whose target parameter the chosen backbone lacks, but Lightning
+    still records the linked value among the hyperparameters, and a checkpoint would then fail
+    to reload (``--ckpt_path``, ``load_from_checkpoint``): "Option 'vocab_size' is not accepted".
+    """
+    saved = model.hparams.get("backbone")
+    if not isinstance(saved, dict) or not isinstance(saved.get("init_args"), dict):
+        return
+    parameters = inspect.signature(type(model.backbone)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    prefix = "model.backbone.init_args."
+    linked = {
+        target.removeprefix(prefix)
+        for attribute in DATA_PROTOCOL.values()
+        for target in attribute.targets
+        if target.startswith(prefix)
+    }
+    skipped = (linked & saved["init_args"].keys()) - parameters.keys()
+    if skipped:
+        init_args = {k: v for k, v in saved["init_args"].items() if k not in skipped}
+        model.save_hyperparameters({**model.hparams, "backbone": {**saved, "init_args": init_args}})
 
 
 def _reuse_latest_version(config: Namespace) -> None:
