@@ -7,6 +7,7 @@ Examples::
     pspikessm fit --config configs/quickstart.yaml --ckpt_path last      # resume
     pspikessm test --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
+    pspikessm energy --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt [--split test]
 """
 
 from __future__ import annotations
@@ -28,8 +29,18 @@ from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
 
+
+def _energy_main(argv: list[str]) -> None:
+    from pspikessm.callbacks.energy_command import main as energy_main  # needs this module
+
+    energy_main(argv)
+
+
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
-TOOLS: dict[str, Callable[[list[str]], None]] = {"make-listops": make_listops_main}
+TOOLS: dict[str, Callable[[list[str]], None]] = {
+    "make-listops": make_listops_main,
+    "energy": _energy_main,
+}
 
 
 class PSpikeSSMCLI(LightningCLI):

@@ -1,0 +1,255 @@
+"""EnergyEstimate: ACs, MACs and energy per layer of a P-SpikeSSM, logged at test time."""
+
+from __future__ import annotations
+
+import re
+
+import lightning as L
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from torch import nn
+
+from pspikessm.callbacks.energy_counts import (
+    PJ_PER_AC,
+    PJ_PER_MAC,
+    OperationCounts,
+    block_real_macs,
+    block_spike_fed_dense_macs,
+    norm_macs_per_step,
+)
+from pspikessm.callbacks.spike_sources import is_spike_source
+from pspikessm.models.backbone import PSpikeSSM
+from pspikessm.models.block import PSpikeSSMBlock
+
+TOTAL = "total"
+
+
+class EnergyEstimate(L.Callback):
+    """Counts the operations of every P-SpikeSSM block (and encoder/head) during test.
+
+    Counting rules: :mod:`pspikessm.callbacks.energy_counts` (0.9 pJ/AC, 4.6 pJ/MAC; ACs from
+    the actual spikes × fan-out, MACs for real-valued operations, the SSM convolution counted
+    as the FFT convolution). Active in ``test`` and in a stand-alone ``validate``; forward
+    hooks are registered in ``setup`` and removed in ``teardown``; counts are summed across
+    processes.
+
+    Logged with ``pl_module.log`` at the end of the epoch, per sequence, for each row ``R``
+    (``encoder``, ``layer{i}``, ``head``, ``total``): ``energy/R/ac``, ``energy/R/mac``,
+    ``energy/R/nj`` (spiking energy, nJ), ``energy/R/dense_mac`` and ``energy/R/dense_nj``
+    (the same network non-spiking); and ``energy/saving`` (non-spiking / spiking energy).
+    The table is printed on rank zero and kept in :attr:`table` (a list of row dicts).
+    """
+
+    def __init__(self) -> None:
+        self.table: list[dict[str, float]] = []
+        self._rows: list[str] = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._counts: OperationCounts | None = None
+        self._active = False
+
+    # --- hooks ------------------------------------------------------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._remove_hooks()
+        backbones = [(n, m) for n, m in pl_module.named_modules() if isinstance(m, PSpikeSSM)]
+        blocks = [(n, m) for n, m in pl_module.named_modules() if isinstance(m, PSpikeSSMBlock)]
+        if not blocks:
+            rank_zero_warn(
+                f"EnergyEstimate: {type(pl_module).__name__} has no PSpikeSSM blocks; "
+                "nothing will be counted"
+            )
+            return
+        prefix = len(backbones) > 1  # e.g. two encoders: row names keep their module path
+        rows: list[str] = []
+
+        def row(name: str) -> int:
+            rows.append(name)
+            return len(rows) - 1
+
+        for name, backbone in backbones:
+            base = f"{name}/" if prefix else ""
+            self._hook(backbone, self._encoder_hook(backbone, row(base + "encoder")))
+        for name, block in blocks:
+            index = row(_block_row(name, prefix or not backbones))
+            self._hook(block, self._block_hook(block, index))
+            fan_outs = ((block.fuse.input_spikes, 1), (block.output_spikes, _mixer_out(block)))
+            for sampler, fan_out in fan_outs:
+                if is_spike_source(sampler):
+                    self._hook(sampler, self._spike_hook(index, fan_out))
+        for name, backbone in backbones:
+            base = f"{name}/" if prefix else ""
+            self._hook(backbone, self._head_hook(backbone, row(base + "head")))
+        self._rows = rows
+        self._counts = OperationCounts(len(rows))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._remove_hooks()
+        self._counts = None
+
+    def _hook(self, module: nn.Module, hook) -> None:
+        self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _encoder_hook(self, backbone: PSpikeSSM, index: int):
+        def hook(module, args, kwargs, output) -> None:
+            if not self._active:
+                return
+            inputs = args[0] if args else kwargs["inputs"]
+            lengths = _lengths(inputs, args[1] if len(args) > 1 else kwargs.get("lengths"))
+            encoder = backbone.encoder
+            per_step = encoder.in_features * encoder.out_features if _is_linear(encoder) else 0
+            macs = per_step * float(lengths.sum())
+            self._counts.update(index, mac=macs, dense_mac=macs)
+            self._counts.add_sequences(lengths.numel())
+
+        return hook
+
+    def _head_hook(self, backbone: PSpikeSSM, index: int):
+        def hook(module, args, kwargs, output) -> None:
+            if not self._active:
+                return
+            inputs = args[0] if args else kwargs["inputs"]
+            lengths = _lengths(inputs, args[1] if len(args) > 1 else kwargs.get("lengths"))
+            decoder = backbone.decoder
+            width = decoder.in_features
+            macs = norm_macs_per_step(backbone.final_norm, width) * float(lengths.sum())
+            macs += width * decoder.out_features * lengths.numel()
+            self._counts.update(index, mac=macs, dense_mac=macs)
+
+        return hook
+
+    def _block_hook(self, block: PSpikeSSMBlock, index: int):
+        width = block.ssm.d.numel()
+        norm = norm_macs_per_step(block.fuse.norm, width)
+        spiking = [is_spike_source(block.fuse.input_spikes), is_spike_source(block.output_spikes)]
+
+        def hook(module, args, kwargs, output) -> None:
+            if not self._active:
+                return
+            x = args[0]  # (B H L)
+            mask = args[1] if len(args) > 1 else kwargs.get("mask")
+            lengths = (
+                torch.full((x.shape[0],), x.shape[-1]) if mask is None else mask.sum(dim=(1, 2))
+            )
+            real = block_real_macs(width, norm, lengths.cpu())
+            dense = block_spike_fed_dense_macs(width, _mixer_out(block), lengths.cpu())
+            # A non-spiking neuron kind feeds real values: its consumers cost MACs here too.
+            steps = float(lengths.sum())
+            fed_real = (0 if spiking[0] else width * steps) + (
+                0 if spiking[1] else width * _mixer_out(block) * steps
+            )
+            self._counts.update(index, mac=real + fed_real, dense_mac=real + dense)
+
+        return hook
+
+    def _spike_hook(self, index: int, fan_out: int):
+        def hook(module, args, kwargs, output) -> None:
+            if self._active:
+                spikes = float(output.detach().sum(dtype=torch.float64))  # padding is zero
+                self._counts.update(index, ac=spikes * fan_out)
+
+        return hook
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _start(self, pl_module: L.LightningModule) -> None:
+        if self._counts is not None:
+            self._counts = self._counts.to(pl_module.device)  # NCCL reduces device tensors
+            self._counts.reset()
+            self._active = True
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self._start(pl_module)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._finish(pl_module, "test")
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING and not trainer.sanity_checking:
+            self._start(pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self._active:
+            self._finish(pl_module, "val")
+
+    def _finish(self, pl_module: L.LightningModule, split: str) -> None:
+        self._active = False
+        if self._counts is None:
+            return
+        result = self._counts.compute()  # summed over processes
+        self.table = []
+        for i, name in enumerate([*self._rows, TOTAL]):
+            if name == TOTAL:
+                values = {key: float(value.sum()) for key, value in result.items()}
+            else:
+                values = {key: float(value[i]) for key, value in result.items()}
+            entry = {
+                "row": name,
+                "ac": values["ac"],
+                "mac": values["mac"],
+                "nj": values["pj"] / 1e3,
+                "dense_mac": values["dense_mac"],
+                "dense_nj": values["dense_pj"] / 1e3,
+            }
+            self.table.append(entry)
+            for key in ("ac", "mac", "nj", "dense_mac", "dense_nj"):
+                pl_module.log(f"energy/{name}/{key}", entry[key], on_epoch=True, batch_size=1)
+        total = self.table[-1]
+        saving = total["dense_nj"] / total["nj"] if total["nj"] > 0 else float("nan")
+        pl_module.log("energy/saving", saving, on_epoch=True, batch_size=1)
+        _print(format_table(self.table, split))
+
+
+def format_table(table: list[dict[str, float]], split: str = "test") -> str:
+    """The energy table as text: one row per layer, per sequence, spiking vs non-spiking."""
+    lines = [
+        f"Energy per sequence on the {split} split "
+        f"({PJ_PER_AC} pJ/AC, {PJ_PER_MAC} pJ/MAC; counting rules: "
+        "pspikessm.callbacks.energy_counts)",
+        f"{'layer':<14}{'ACs':>14}{'MACs':>14}{'energy nJ':>12}"
+        f"{'non-spiking MACs':>18}{'non-spiking nJ':>16}",
+    ]
+    for entry in table:
+        lines.append(
+            f"{entry['row']:<14}{entry['ac']:>14.4g}{entry['mac']:>14.4g}{entry['nj']:>12.4g}"
+            f"{entry['dense_mac']:>18.4g}{entry['dense_nj']:>16.4g}"
+        )
+    total = table[-1]
+    if total["nj"] > 0:
+        lines.append(f"non-spiking / spiking energy: {total['dense_nj'] / total['nj']:.3g}x")
+    return "\n".join(lines)
+
+
+@rank_zero_only
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)$")
+
+
+def _block_row(name: str, qualified: bool) -> str:
+    match = _BLOCK.search(name)
+    if match and not qualified:
+        return f"layer{match.group(1)}"
+    return name.replace(".", "_")
+
+
+def _mixer_out(block: PSpikeSSMBlock) -> int:
+    return block.mixer.linear.out_features
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear)
+
+
+def _lengths(inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Valid steps per sequence (B,) on the CPU."""
+    if lengths is None:
+        return torch.full((inputs.shape[0],), inputs.shape[1])
+    return lengths.detach().cpu()

@@ -1,0 +1,236 @@
+"""FiringRateMonitor: how sparsely every spiking layer fires, in TensorBoard."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from torch import nn
+
+from pspikessm.callbacks.sparsity_plots import active_ratio_figure, raster_figure
+from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
+
+
+class FiringRateMonitor(L.Callback):
+    """Firing rates, silent neurons, rasters and active-neuron ratios of every spike source.
+
+    Forward hooks on the spike sources (:func:`spike_sources`: every ``SpikeSampler`` and any
+    module with ``emits_spikes = True``) are registered in ``setup`` (start of fit, validate or
+    test) and removed in ``teardown``; they count spikes over the valid (unpadded) steps into
+    :class:`SpikeCounts` metrics whose states are summed across processes, so every scalar is
+    exact under DDP. Nothing is counted during the sanity check or prediction.
+
+    Written, for each source ``S`` (``layer{i}/input``, ``layer{i}/output``, ...) and stage
+    ``T`` in ``train``, ``val``, ``test``:
+
+    - ``sparsity/T/S/rate``: spikes / (neurons × valid steps); ``sparsity/T/S/silent``: the
+      fraction of neurons that never fired; ``sparsity/T/rate``: all sources together.
+      Logged with ``pl_module.log`` (every logger; monitorable). ``train``: every
+      ``log_every_n_steps`` steps, over the steps since the previous log; ``val``/``test``:
+      once per epoch over the whole split.
+    - ``sparsity/T/S/neuron_rates``: histogram of the per-neuron firing rates (TensorBoard,
+      rank zero, at the same times as the scalars).
+    - ``sparsity/val/raster/S`` (neurons × time) and ``sparsity/val/active_ratio/layer{i}``
+      (fraction of the layer's neurons active per step, input and output spikes): images of
+      the first example of the first validation batch (the same example every epoch), once
+      per validation epoch, rank zero.
+
+    Samplers in ``eval_mode="expected"`` return firing probabilities instead of spikes; the
+    monitor then reports expectations: ``rate`` is the expected firing rate, ``silent`` the
+    fraction of neurons whose probability is zero at every step (that can never fire), and
+    the raster shows probabilities as grey levels.
+
+    A model without spike sources gets a one-line warning and the monitor stays quiet. A
+    trainer without a logger is an error at setup; histograms and images need a
+    :class:`~lightning.pytorch.loggers.TensorBoardLogger` among the loggers.
+
+    Args:
+        histograms: write the per-neuron firing-rate histograms.
+        images: write the raster and active-ratio images.
+    """
+
+    def __init__(self, histograms: bool = True, images: bool = True) -> None:
+        self.histograms = histograms
+        self.images = images
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._sources: list[tuple[str, nn.Module]] = []
+        self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
+        self._example: dict[str, torch.Tensor] = {}
+        self._trainer: L.Trainer | None = None
+        self._log_train_step = False
+        self._capture_example = False
+        self._warned_no_tensorboard = False
+
+    # --- hooks on the model ---------------------------------------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not trainer.loggers:
+            raise ValueError(
+                "FiringRateMonitor needs a logger (trainer.logger: e.g. "
+                "lightning.pytorch.loggers.TensorBoardLogger); the trainer has none"
+            )
+        self._remove_hooks()
+        self._trainer = trainer
+        self._sources = spike_sources(pl_module)
+        if not self._sources:
+            rank_zero_warn(
+                f"FiringRateMonitor: {type(pl_module).__name__} has no spiking layers "
+                "(no SpikeSampler or module with emits_spikes=True); nothing will be logged"
+            )
+            return
+        for name, module in self._sources:
+            self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._remove_hooks()
+        self._counts.clear()
+        self._example.clear()
+        self._trainer = None
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _stage(self) -> str | None:
+        trainer = self._trainer
+        if trainer is None or trainer.sanity_checking:
+            return None
+        if trainer.training:
+            return "train"
+        if trainer.validating:
+            return "val"
+        if trainer.testing:
+            return "test"
+        return None  # prediction
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> None:
+            stage = self._stage()
+            if stage is None:
+                return
+            spikes, mask = spikes_and_mask(args, kwargs, output)
+            counts = self._counts[stage].get(name)
+            if counts is None:
+                counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
+            counts.update(spikes, mask)
+            if stage == "val" and self._capture_example:
+                valid = spikes.shape[-1] if mask is None else int(mask[0].sum().item())
+                self._example[name] = spikes[0, :, :valid].detach().float().cpu()  # (H L)
+
+        return hook
+
+    # --- when to log ------------------------------------------------------------------------
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # Decided before the step, as the trainer's own step logging does.
+        self._log_train_step = trainer._logger_connector.should_update_logs
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._log_train_step:
+            self._log_stage(trainer, pl_module, "train", on_step=True)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("train")
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("val")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._capture_example = (
+            self.images and batch_idx == 0 and dataloader_idx == 0 and trainer.is_global_zero
+        )
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
+        self._capture_example = False
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        self._log_stage(trainer, pl_module, "val", on_step=False)
+        self._log_example(trainer)
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("test")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._log_stage(trainer, pl_module, "test", on_step=False)
+
+    def _reset(self, stage: str) -> None:
+        for counts in self._counts[stage].values():
+            counts.reset()
+
+    # --- what to log ------------------------------------------------------------------------
+
+    def _log_stage(self, trainer, pl_module, stage: str, on_step: bool) -> None:
+        counts = self._counts[stage]
+        if not counts:
+            return
+        total_spikes, total_steps = 0.0, 0.0
+        for name, metric in counts.items():
+            result = metric.compute()  # all-reduced sums: identical on every process
+            total_spikes += result["spikes"]
+            total_steps += result["neuron_steps"]
+            for key in ("rate", "silent"):
+                pl_module.log(
+                    f"sparsity/{stage}/{name}/{key}",
+                    result[key].float(),
+                    on_step=on_step,
+                    on_epoch=not on_step,
+                    batch_size=1,
+                )
+            if self.histograms:
+                self._histogram(trainer, f"sparsity/{stage}/{name}/neuron_rates", result)
+            if on_step:
+                metric.reset()  # train scalars cover the steps since the previous log
+        rate = total_spikes / max(float(total_steps), 1.0)
+        pl_module.log(
+            f"sparsity/{stage}/rate",
+            torch.as_tensor(rate).float(),
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=1,
+        )
+
+    @rank_zero_only
+    def _histogram(self, trainer, tag: str, result: dict[str, torch.Tensor]) -> None:
+        writer = self._tensorboard(trainer)
+        if writer is not None:
+            writer.add_histogram(tag, result["neuron_rates"].float().cpu(), trainer.global_step)
+
+    @rank_zero_only
+    def _log_example(self, trainer) -> None:
+        writer = self._tensorboard(trainer)
+        if writer is None or not self._example:
+            return
+        step = trainer.global_step
+        layers: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+        for name, spikes in self._example.items():
+            writer.add_figure(
+                f"sparsity/val/raster/{name}", raster_figure(spikes, name), step, close=True
+            )
+            layer, _, kind = name.rpartition("/")
+            layers[layer or name][kind or name] = spikes
+        for layer, kinds in layers.items():
+            writer.add_figure(
+                f"sparsity/val/active_ratio/{layer}",
+                active_ratio_figure(kinds, layer),
+                step,
+                close=True,
+            )
+        self._example.clear()
+
+    def _tensorboard(self, trainer: L.Trainer):
+        """The SummaryWriter of the trainer's TensorBoardLogger, or None (warned once)."""
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        if not self._warned_no_tensorboard:
+            rank_zero_warn("FiringRateMonitor: no TensorBoardLogger; histograms and images skipped")
+            self._warned_no_tensorboard = True
+        return None

@@ -1,0 +1,104 @@
+"""Where spikes come from: finding spike-producing modules and counting their spikes exactly.
+
+A module is a *spike source* when it is a :class:`SpikeSampler` or carries the class attribute
+``emits_spikes = True``. Other neuron kinds (binary, LIF, ...) opt in with that attribute and
+keep the sampler's calling convention, which the monitors rely on:
+
+- ``forward(x, mask=None, ...)``: ``mask`` (B, 1, L) with 1 at valid steps (second positional
+  argument or keyword), or None when every step is valid;
+- the output is (B, H, L): spikes in {0, 1}, or firing probabilities in [0, 1] (a sampler in
+  ``eval_mode="expected"``), already zero at padded steps.
+
+A non-spiking baseline simply has no spike sources.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+from torchmetrics import Metric
+
+from pspikessm.models.spike_sampler import SpikeSampler
+
+
+def is_spike_source(module: nn.Module) -> bool:
+    """True for a :class:`SpikeSampler` or any module with ``emits_spikes = True``."""
+    return isinstance(module, SpikeSampler) or bool(getattr(module, "emits_spikes", False))
+
+
+def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every spike source in ``model`` with a short display name, in registration order.
+
+    Names: ``layer{i}/input`` and ``layer{i}/output`` for the input and output spikes of block
+    ``i`` (``blocks.{i}.fuse.input_spikes`` and ``blocks.{i}.output_spikes``); any other source
+    keeps its qualified module name with dots turned into underscores.
+    """
+    sources = []
+    for name, module in model.named_modules():
+        if is_spike_source(module):
+            sources.append((source_name(name), module))
+    names = [n for n, _ in sources]
+    if len(set(names)) != len(names):  # two backbones (e.g. retrieval) share block names
+        sources = [
+            (name.replace(".", "_"), m) for name, m in model.named_modules() if is_spike_source(m)
+        ]
+    return sources
+
+
+_BLOCK_SOURCE = re.compile(r"(?:^|\.)blocks\.(\d+)\.(?:fuse\.)?(input|output)_spikes$")
+
+
+def source_name(qualified_name: str) -> str:
+    """``backbone.blocks.0.fuse.input_spikes`` → ``layer0/input``; otherwise dots → ``_``."""
+    match = _BLOCK_SOURCE.search(qualified_name)
+    if match:
+        return f"layer{match.group(1)}/{match.group(2)}"
+    return qualified_name.replace(".", "_") or "model"
+
+
+def spikes_and_mask(args: tuple, kwargs: dict, output: torch.Tensor):
+    """The (B, H, L) output and the (B, 1, L) mask (or None) of one spike-source call."""
+    mask = kwargs.get("mask", args[1] if len(args) > 1 else None)
+    return output, mask
+
+
+class SpikeCounts(Metric):
+    """Per-neuron spike counts and the number of valid (example, step) positions.
+
+    States (summed across processes, so rates are exact under DDP):
+    ``spikes`` (H,) spikes of each neuron over all valid positions; ``positions`` () number of
+    valid (example, time step) positions seen.
+
+    Inputs of :meth:`update`: ``spikes`` (B, H, L) in [0, 1]; ``mask`` (B, 1, L) or None.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_neurons: int) -> None:
+        super().__init__()
+        self.add_state("spikes", torch.zeros(num_neurons, dtype=torch.float64), "sum")
+        self.add_state("positions", torch.zeros((), dtype=torch.float64), "sum")
+
+    def update(self, spikes: torch.Tensor, mask: torch.Tensor | None) -> None:
+        spikes = spikes.detach()
+        if mask is None:
+            self.positions += spikes.shape[0] * spikes.shape[-1]
+        else:
+            mask = mask.detach().to(spikes.dtype)
+            spikes = spikes * mask  # padding never counts, whatever the source did there
+            self.positions += mask.sum(dtype=torch.float64) * (spikes.shape[0] / mask.shape[0])
+        self.spikes += spikes.sum(dim=(0, 2), dtype=torch.float64)  # (H)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """``rate`` (mean over neurons and positions), ``silent`` (fraction of neurons that
+        never fired), ``neuron_rates`` (H,), and the raw ``spikes`` total and ``neuron_steps``."""
+        positions = self.positions.clamp_min(1.0)
+        return {
+            "rate": self.spikes.sum() / (positions * self.spikes.numel()),
+            "silent": (self.spikes == 0).double().mean(),
+            "neuron_rates": self.spikes / positions,
+            "spikes": self.spikes.sum(),
+            "neuron_steps": self.positions * self.spikes.numel(),
+        }

@@ -1,0 +1,111 @@
+"""EnergyEstimate: operation counts of a tiny network equal hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pspikessm.callbacks.energy import EnergyEstimate, format_table
+from pspikessm.callbacks.energy_counts import fft_conv_macs
+from pspikessm.data.collate import pad_collate
+from pspikessm.models import PSpikeSSM
+from pspikessm.module import SequenceClassifier
+
+
+def forced_model() -> SequenceClassifier:
+    """H=2, 1 layer, linear encoder (3 → 2), pre-norm LayerNorm, 3 classes; neuron 0 always
+    fires at the input, neuron 1 never; both neurons always fire at the output."""
+    backbone = PSpikeSSM(
+        num_classes=3, d_input=3, d_model=2, d_state=2, n_layers=1, norm="layer", prenorm=True
+    )
+    block = backbone.blocks[0]
+    with torch.no_grad():
+        block.fuse.affine.scale.zero_()
+        block.fuse.affine.shift.copy_(torch.tensor([1.0, 0.0]))
+        block.fuse.norm.bias.copy_(torch.tensor([1.0, 0.0]))  # LN([1, 0]) + bias → (2, -1)
+        block.output_affine.scale.zero_()
+        block.output_affine.shift.fill_(1.0)
+    return SequenceClassifier(backbone, num_classes=3, scheduler="constant")
+
+
+def test_fft_conv_macs_by_hand():
+    assert fft_conv_macs(2) == 2 * 4 * 2 + 4 * 3  # n = 4: two FFTs of 4·log2(4), 3 bins
+    assert fft_conv_macs(3) == pytest.approx(2 * 6 * math.log2(6) + 4 * 4)
+
+
+def test_energy_counts_of_a_tiny_network_by_hand():
+    lengths = [3, 2]
+    items = [(torch.randn(n, 3), 0) for n in lengths]
+    loader = DataLoader(items, batch_size=2, collate_fn=pad_collate)
+    energy = EnergyEstimate()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[energy],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    (metrics,) = trainer.test(forced_model(), dataloaders=loader, verbose=False)
+
+    steps, sequences, width = 5, 2, 2
+    conv = 2 * (2 * 6 * math.log2(6) + 16) + 2 * (2 * 4 * 2 + 12)  # H · Σ fft_conv_macs(l)
+    # entry affine H + LayerNorm 3H + output affine H per step, plus the FFT convolutions
+    layer_mac = (width + 3 * width + width) * steps + conv
+    layer_ac = 1 * steps * 1 + 2 * steps * 2  # input spikes × 1 (D skip) + output × H_out
+    layer_dense = layer_mac + (width + width * width) * steps
+    encoder_mac = 3 * 2 * steps
+    head_mac = 3 * width * steps + width * 3 * sequences  # final LayerNorm + decoder
+
+    expect = {
+        "energy/encoder/mac": encoder_mac / sequences,
+        "energy/encoder/ac": 0.0,
+        "energy/layer0/ac": layer_ac / sequences,
+        "energy/layer0/mac": layer_mac / sequences,
+        "energy/layer0/dense_mac": layer_dense / sequences,
+        "energy/head/mac": head_mac / sequences,
+        "energy/total/ac": layer_ac / sequences,
+        "energy/total/mac": (encoder_mac + layer_mac + head_mac) / sequences,
+    }
+    for key, value in expect.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-6), key
+    total_nj = (0.9 * layer_ac + 4.6 * (encoder_mac + layer_mac + head_mac)) / sequences / 1e3
+    dense_nj = 4.6 * (encoder_mac + layer_dense + head_mac) / sequences / 1e3
+    assert metrics["energy/total/nj"] == pytest.approx(total_nj, rel=1e-6)
+    assert metrics["energy/total/dense_nj"] == pytest.approx(dense_nj, rel=1e-6)
+    assert metrics["energy/saving"] == pytest.approx(dense_nj / total_nj, rel=1e-6)
+    assert [row["row"] for row in energy.table] == ["encoder", "layer0", "head", "total"]
+    assert "layer0" in format_table(energy.table)
+
+
+class RealValued(torch.nn.Module):
+    """A non-spiking neuron kind in the output slot: feeds real values to the SpikeMixer."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x if mask is None else x * mask
+
+
+def test_a_non_spiking_neuron_makes_its_consumer_cost_macs():
+    lengths = [3, 2]
+    loader = DataLoader(
+        [(torch.randn(n, 3), 0) for n in lengths], batch_size=2, collate_fn=pad_collate
+    )
+    model = forced_model()
+    spiking = EnergyEstimate()
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[spiking], enable_progress_bar=False
+    )
+    (before,) = trainer.test(model, dataloaders=loader, verbose=False)
+    model.backbone.blocks[0].output_spikes = RealValued()
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[EnergyEstimate()], enable_progress_bar=False
+    )
+    (after,) = trainer.test(model, dataloaders=loader, verbose=False)
+    steps, sequences, width = 5, 2, 2
+    assert after["energy/layer0/ac"] == pytest.approx(steps / sequences)  # input spikes only
+    mixer_macs = width * width * steps / sequences
+    assert after["energy/layer0/mac"] == pytest.approx(before["energy/layer0/mac"] + mixer_macs)
+    assert after["energy/layer0/dense_mac"] == pytest.approx(before["energy/layer0/dense_mac"])

@@ -1,0 +1,141 @@
+"""FiringRateMonitor: exact rates on forced spikes, quiet on non-spiking models, hooks removed."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
+from pspikessm.module import SequenceClassifier
+from spiking_doubles import ForcedSpikes, NoSpikes, token_batches
+
+LENGTHS = [5, 3, 8, 1, 6, 2]  # padded in batches of 4: padding must not count
+P_IN = [1.0, 0.5, 0.0, 0.0]
+P_OUT = [0.5, 0.5, 0.5, 0.0]
+
+
+def expected_spikes(p: float, length: int) -> int:
+    """Spikes of one neuron with fixed probability p and the alternating uniforms."""
+    return {1.0: length, 0.5: math.ceil(length / 2), 0.0: 0}[p]
+
+
+def expected_rate(probabilities: list[float], lengths: list[int]) -> float:
+    spikes = sum(expected_spikes(p, n) for p in probabilities for n in lengths)
+    return spikes / (len(probabilities) * sum(lengths))
+
+
+def trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=TensorBoardLogger(tmp_path, name="run"),
+        callbacks=[FiringRateMonitor()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(kwargs)
+    return L.Trainer(**defaults)
+
+
+def classifier(eval_mode: str = "sample") -> SequenceClassifier:
+    backbone = ForcedSpikes([(P_IN, P_OUT), (P_OUT, P_IN)])
+    return SequenceClassifier(backbone, num_classes=2, scheduler="constant", eval_mode=eval_mode)
+
+
+def test_forced_spikes_give_exact_rates_and_silent_fractions(tmp_path):
+    module = classifier()
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    rate_in, rate_out = expected_rate(P_IN, LENGTHS), expected_rate(P_OUT, LENGTHS)
+    assert metrics["sparsity/val/layer0/input/rate"] == pytest.approx(rate_in, abs=1e-7)
+    assert metrics["sparsity/val/layer0/output/rate"] == pytest.approx(rate_out, abs=1e-7)
+    assert metrics["sparsity/val/layer1/input/rate"] == pytest.approx(rate_out, abs=1e-7)
+    assert metrics["sparsity/val/layer1/output/rate"] == pytest.approx(rate_in, abs=1e-7)
+    assert metrics["sparsity/val/layer0/input/silent"] == 0.5
+    assert metrics["sparsity/val/layer0/output/silent"] == 0.25
+    assert metrics["sparsity/val/rate"] == pytest.approx((rate_in + rate_out) / 2, abs=1e-7)
+
+    (metrics,) = trainer(tmp_path).test(module, dataloaders=loader, verbose=False)
+    assert metrics["sparsity/test/layer0/input/rate"] == pytest.approx(rate_in, abs=1e-7)
+    assert metrics["sparsity/test/layer1/output/silent"] == 0.5
+
+
+def test_train_rates_cover_the_steps_since_the_last_log(tmp_path):
+    module = classifier()
+    loader = token_batches(LENGTHS, batch_size=4)  # batches: lengths[:4], lengths[4:]
+    fit = trainer(tmp_path, limit_val_batches=0)
+    fit.fit(module, train_dataloaders=loader)
+    last_batch = LENGTHS[4:]
+    value = fit.logged_metrics["sparsity/train/layer0/input/rate"]
+    assert value == pytest.approx(expected_rate(P_IN, last_batch), abs=1e-7)
+
+
+def test_expected_eval_mode_reports_expected_rates(tmp_path):
+    module = classifier(eval_mode="expected")
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    assert metrics["sparsity/val/layer0/input/rate"] == pytest.approx(sum(P_IN) / 4, abs=1e-7)
+    assert metrics["sparsity/val/layer0/output/rate"] == pytest.approx(sum(P_OUT) / 4, abs=1e-7)
+    assert metrics["sparsity/val/layer0/input/silent"] == 0.5
+
+
+def test_hooks_are_removed_after_the_run(tmp_path):
+    module = classifier()
+    trainer(tmp_path).validate(module, dataloaders=token_batches(LENGTHS, 4), verbose=False)
+    hooked = [name for name, m in module.named_modules() if m._forward_hooks]
+    assert hooked == []
+
+
+def test_model_without_spikes_warns_once_and_logs_nothing(tmp_path):
+    module = SequenceClassifier(NoSpikes(), num_classes=2, scheduler="constant")
+    with pytest.warns(UserWarning, match="no spiking layers"):
+        (metrics,) = trainer(tmp_path).validate(
+            module, dataloaders=token_batches(LENGTHS, 4), verbose=False
+        )
+    assert not [key for key in metrics if key.startswith("sparsity/")]
+
+
+def test_missing_logger_is_a_clear_error(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = trainer(tmp_path, logger=False)
+    with pytest.raises(ValueError, match="FiringRateMonitor needs a logger"):
+        run.validate(classifier(), dataloaders=token_batches(LENGTHS, 4), verbose=False)
+
+
+class ThresholdSpikes(torch.nn.Module):
+    """A deterministic neuron kind that opts in to monitoring with ``emits_spikes``."""
+
+    emits_spikes = True
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms=None):
+        spikes = (x > 0.5).to(x.dtype)
+        return spikes if mask is None else spikes * mask
+
+
+def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
+    model = ForcedSpikes([(P_IN, P_OUT)])
+    model.blocks[0].output_spikes = ThresholdSpikes()
+    model.extra = ThresholdSpikes()
+    names = [name for name, _ in spike_sources(model)]
+    assert names == ["layer0/input", "layer0/output", "extra"]
+    assert not is_spike_source(model.encoder)
+
+
+def test_emits_spikes_module_is_counted(tmp_path):
+    module = classifier()
+    module.backbone.blocks[0].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    assert metrics["sparsity/val/layer0/output/rate"] == 0.0
+    assert metrics["sparsity/val/layer0/output/silent"] == 1.0
