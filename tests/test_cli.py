@@ -12,8 +12,6 @@ from pspikessm.cli import cli_main, main
 from pspikessm.module import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
-# Task configs; configs/trainer/ holds presets added on top of them (test_scaleout.py).
-CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "trainer")
 
 
 def listops_args(tmp_path: Path, listops_dir: Path) -> list[str]:
@@ -65,17 +63,6 @@ def test_test_subcommand_and_checkpoint_reload(tmp_path: Path, listops_dir: Path
     # The checkpoint alone rebuilds the model, backbone included.
     reloaded = SequenceClassifier.load_from_checkpoint(checkpoint)
     torch.testing.assert_close(reloaded.backbone.decoder.weight, fit.model.backbone.decoder.weight)
-
-
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
-def test_every_config_parses_and_instantiates(config: Path, tmp_path: Path, listops_dir: Path) -> None:
-    cli = cli_main(
-        ["--config", str(config), f"--data.init_args.data_dir={listops_dir}", *tiny_model_args(),
-         *fast_trainer_args(tmp_path)],
-        run=False,
-    )
-    assert isinstance(cli.model, SequenceClassifier)
-    assert cli.model.backbone.decoder.out_features == cli.datamodule.num_classes
 
 
 def test_unknown_config_key_is_an_error(tmp_path: Path, capsys) -> None:

@@ -70,7 +70,7 @@ def test_generated_rows_load_in_the_data_module(listops_dir: Path) -> None:
     inputs, lengths, targets = next(iter(data.train_dataloader()))
     assert inputs.dtype == torch.int64 and inputs.shape == (8, int(lengths.max()))
     assert targets.shape == (8,)
-    for row, length in zip(inputs, lengths):
+    for row, length in zip(inputs, lengths, strict=True):
         assert row[length - 1] == data.vocabulary.eos_id and torch.all(row[length:] == 0)
 
 

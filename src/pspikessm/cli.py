@@ -13,17 +13,21 @@ Examples::
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
-from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.listops_generator import main as make_listops_main
+from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
 
 
@@ -44,14 +48,15 @@ class PSpikeSSMCLI(LightningCLI):
     """LightningCLI with the data-to-model links and the project's checkpoint defaults."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # What the data decides is linked into the model, never typed twice.
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        for attribute in ("num_classes", "vocab_size", "d_input"):
-            parser.link_arguments(
-                f"data.{attribute}",
-                f"model.backbone.init_args.{attribute}",
-                apply_on="instantiate",
-            )
+        # What the data decides is linked into the model, never typed twice. The source is
+        # the whole data module, read through the protocol, so a missing or wrong attribute
+        # fails loudly instead of leaving the model at a silent default; a backbone without
+        # the target parameter is skipped by jsonargparse.
+        for name, attribute in DATA_PROTOCOL.items():
+            for target in attribute.targets:
+                parser.link_arguments(
+                    "data", target, partial(protocol_value, name=name), apply_on="instantiate"
+                )
         # last.ckpt every epoch (Lightning 2.6 skips it when val/acc did not improve).
         parser.add_lightning_class_args(LastEveryEpochCheckpoint, "checkpoint")
         # Always on: last.ckpt on SIGTERM/SIGUSR1, and a loud stop at a non-finite loss.
@@ -67,20 +72,54 @@ class PSpikeSSMCLI(LightningCLI):
             }
         )
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        _forget_skipped_links(self.model)
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
             config = self.config["fit"]
             if config.get("ckpt_path") == "last":
                 _reuse_latest_version(config)
+            if config.trainer.get("fast_dev_run"):
+                # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
+                # with its dummy logger into ./checkpoints of the working directory.
+                config.checkpoint.save_last = False
 
 
-def _reuse_latest_version(config) -> None:
+def _forget_skipped_links(model: SequenceClassifier) -> None:
+    """Drop from ``model``'s hyperparameters the linked values its backbone does not take.
+
+    jsonargparse skips a link whose target parameter the chosen backbone lacks, but Lightning
+    still records the linked value among the hyperparameters, and a checkpoint would then fail
+    to reload (``--ckpt_path``, ``load_from_checkpoint``): "Option 'vocab_size' is not accepted".
+    """
+    saved = model.hparams.get("backbone")
+    if not isinstance(saved, dict) or not isinstance(saved.get("init_args"), dict):
+        return
+    parameters = inspect.signature(type(model.backbone)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    prefix = "model.backbone.init_args."
+    linked = {
+        target.removeprefix(prefix)
+        for attribute in DATA_PROTOCOL.values()
+        for target in attribute.targets
+        if target.startswith(prefix)
+    }
+    skipped = (linked & saved["init_args"].keys()) - parameters.keys()
+    if skipped:
+        init_args = {k: v for k, v in saved["init_args"].items() if k not in skipped}
+        model.save_hyperparameters({**model.hparams, "backbone": {**saved, "init_args": init_args}})
+
+
+def _reuse_latest_version(config: Namespace) -> None:
     """Make ``fit --ckpt_path last`` continue the newest run folder of its TensorBoard logger.
 
     Without this, the logger opens a new ``version_N`` folder, where no ``last.ckpt`` exists.
     """
     logger = config.trainer.get("logger")
-    if not logger or isinstance(logger, bool) or isinstance(logger, list):
+    if not logger or isinstance(logger, (bool, list)):
         return
     init_args = logger.get("init_args", {})
     if init_args.get("version") is not None:
@@ -100,8 +139,11 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
     """Run the CLI on ``args`` (default: ``sys.argv[1:]``); tests call this directly."""
     return PSpikeSSMCLI(
         SequenceClassifier,
-        SequenceDataModule,
+        LightningDataModule,  # any data module following pspikessm.data.protocol
         subclass_mode_data=True,
+        # One optimiser mechanism: SequenceClassifier.configure_optimizers with the
+        # parameter groups of tag_optim; no --optimizer/--lr_scheduler that would bypass it.
+        auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,

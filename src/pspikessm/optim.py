@@ -8,6 +8,8 @@ turns the tags into AdamW parameter groups. This is S4's ``_optim`` convention.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+
 from torch import nn
 
 OPTIM_ATTR = "_optim"
@@ -47,7 +49,9 @@ def parameter_groups(
     return [group for group in groups if group["params"]]
 
 
-def warmup_cosine_lambda(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
+def warmup_cosine_lambda(
+    warmup_steps: int, total_steps: int, min_factor: float = 0.0
+) -> Callable[[int], float]:
     """LR factor: linear warm-up from 0 over ``warmup_steps``, then cosine decay to ``min_factor``.
 
     Applied per optimizer step, so each group keeps its own peak learning rate.

@@ -22,13 +22,12 @@ import random
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Union
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 HEADER = "Source\tTarget"
 
-Tree = Union[int, tuple]
+Tree = int | tuple
 
 
 @dataclass

@@ -1,0 +1,245 @@
+"""A user task outside the package: classify sequences stored one per file in class folders.
+
+Layout (``data_dir``)::
+
+    train/<class name>/<any name>.csv|.npy   one sequence per file; the folder is its label
+    val/<class name>/...                      optional: without it, ``val_fraction`` of train
+                                              is held out (seeded)
+    test/<class name>/...                     optional: needed only by ``pspikessm test``
+
+A ``.csv`` file holds one time step per row and one channel per column (comma separated; a
+first row that is not numeric is taken as a header). A ``.npy`` file holds an array of shape
+(L,) or (L, C). With ``vocab_size > 0`` every file holds a single column of integer token ids
+in ``[0, vocab_size)`` instead of real values.
+
+Run it (from the repository root)::
+
+    python examples/csv_sequences/make_toy_data.py --out data/toy-csv
+    PYTHONPATH=examples/csv_sequences pspikessm fit --config examples/csv_sequences/config.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from pspikessm.data import SequenceDataModule
+from pspikessm.data.cache import cache_key, load_or_build
+from pspikessm.data.collate import PackedSequences
+
+SUFFIXES = (".csv", ".npy")
+
+
+def read_sequence(path: Path) -> np.ndarray:
+    """One sequence file as a float64 array (L, C); errors name the file (and line)."""
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+    else:
+        array = read_csv(path)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(f"{path}: expected a (length, channels) array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: contains NaN or infinite values")
+    return array.astype(np.float64, copy=False)
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Rows of comma-separated numbers → (L, C); a non-numeric first line is a header."""
+    rows = []
+    with path.open() as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.strip().split(",")
+            if fields == [""]:
+                continue
+            try:
+                rows.append([float(field) for field in fields])
+            except ValueError:
+                if line_number == 1:
+                    continue  # header
+                raise ValueError(
+                    f"{path}:{line_number}: expected numbers, got {line.strip()!r}"
+                ) from None
+            if len(rows[-1]) != len(rows[0]):
+                raise ValueError(
+                    f"{path}:{line_number}: {len(rows[-1])} columns, "
+                    f"the first row has {len(rows[0])}"
+                )
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
+
+
+def list_split(folder: Path) -> dict[str, list[Path]]:
+    """Class name → its sequence files, for the class folders of one split."""
+    if not folder.is_dir():
+        return {}
+    classes = {}
+    for class_dir in sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
+        files = sorted(p for p in class_dir.iterdir() if p.suffix in SUFFIXES)
+        if not files:
+            raise ValueError(f"{class_dir}: class folder holds no {'/'.join(SUFFIXES)} files")
+        classes[class_dir.name] = files
+    return classes
+
+
+class CSVSequenceDataModule(SequenceDataModule):
+    """Sequence classification from a folder of CSV/NumPy files (layout: module docstring).
+
+    Args:
+        classes: class folder names in label order; None: the sorted folder names of train/.
+            Giving it (with ``d_input``) lets the CLI build the model without reading files.
+        d_input: channels per step; None: read from the first training file.
+        vocab_size: 0 for real-valued files; > 0 when files hold integer token ids.
+        max_length: longer sequences are truncated (and counted); None keeps them whole.
+        normalize: standardise each channel with the training split's mean and std.
+        val_fraction: share of train held out for validation when there is no val/ folder.
+        **kwargs: see :class:`pspikessm.data.SequenceDataModule`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data/toy-csv",
+        classes: list[str] | None = None,
+        d_input: int | None = None,
+        vocab_size: int = 0,
+        max_length: int | None = None,
+        normalize: bool = True,
+        val_fraction: float = 0.1,
+        **kwargs,
+    ) -> None:
+        super().__init__(data_dir=data_dir, **kwargs)
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        self._classes = list(classes) if classes is not None else None
+        self._d_input = d_input
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.normalize = normalize and vocab_size == 0
+        self.val_fraction = val_fraction
+        self._cache: dict | None = None
+
+    # The data protocol (pspikessm.data.protocol), read by the CLI before setup().
+    @property
+    def classes(self) -> list[str]:
+        if self._classes is None:
+            self._classes = list(self._train_files())
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def d_input(self) -> int:
+        if self._d_input is None:
+            first = next(iter(self._train_files().values()))[0]
+            self._d_input = read_sequence(first).shape[1]
+        return self._d_input
+
+    def _train_files(self) -> dict[str, list[Path]]:
+        files = list_split(self.data_dir / "train")
+        if not files:
+            raise FileNotFoundError(
+                f"no class folders in {self.data_dir / 'train'}; expected "
+                "train/<class name>/<sequence>.csv|.npy (see examples/csv_sequences/README.md)"
+            )
+        return files
+
+    def prepare_data(self) -> None:
+        self.preprocessed()
+
+    def load_split(self, split: str) -> PackedSequences:
+        state = self.preprocessed().get(split)
+        if state is None:
+            raise FileNotFoundError(f"no {split}/ folder with class folders in {self.data_dir}")
+        return PackedSequences(**state)
+
+    def preprocessed(self) -> dict:
+        """All splits read, checked and packed once, cached under ``data_dir/.cache``."""
+        if self._cache is None:
+            splits = {s: list_split(self.data_dir / s) for s in ("val", "test")}
+            splits["train"] = self._train_files()
+            sources = [f for split in splits.values() for files in split.values() for f in files]
+            settings = {
+                "task": "csv-sequences",
+                "v": 1,
+                "classes": self.classes,
+                "d_input": self.d_input,
+                "vocab_size": self.vocab_size,
+                "max_length": self.max_length,
+                "normalize": self.normalize,
+                "val_fraction": self.val_fraction,
+                "seed": self.seed,
+            }
+            key = cache_key(settings, sources)
+            path = self.data_dir / ".cache" / f"csv-sequences-{key}.pt"
+            self._cache = load_or_build(path, lambda: self._build(splits))
+        return self._cache
+
+    def _build(self, splits: dict[str, dict[str, list[Path]]]) -> dict:
+        read = {split: self._read_split(split, files) for split, files in splits.items() if files}
+        if "val" not in read:
+            read["val"], read["train"] = self._hold_out(*read["train"])
+        cache: dict = {}
+        if self.normalize:
+            steps = torch.cat(read["train"][0])  # (total steps, C)
+            mean, std = steps.mean(0), steps.std(0).clamp_min(1e-8)
+            read = {s: ([(x - mean) / std for x in xs], ys) for s, (xs, ys) in read.items()}
+        for split, (sequences, targets) in read.items():
+            cache[split] = PackedSequences.from_list(sequences, targets).state()
+        return cache
+
+    def _hold_out(
+        self, sequences: list[torch.Tensor], targets: list[int]
+    ) -> tuple[tuple[list[torch.Tensor], list[int]], tuple[list[torch.Tensor], list[int]]]:
+        """Split the training files into (validation, training), seeded by ``seed``."""
+        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(self.seed))
+        n_val = max(1, round(self.val_fraction * len(targets)))
+        parts = order[:n_val].tolist(), order[n_val:].tolist()
+        return tuple(([sequences[i] for i in part], [targets[i] for i in part]) for part in parts)
+
+    def _read_split(
+        self, split: str, files: dict[str, list[Path]]
+    ) -> tuple[list[torch.Tensor], list[int]]:
+        label = {name: index for index, name in enumerate(self.classes)}
+        sequences, targets, truncated = [], [], 0
+        for class_name, paths in files.items():
+            if class_name not in label:
+                raise ValueError(
+                    f"{self.data_dir / split / class_name}: unknown class {class_name!r}; "
+                    f"the classes are {self.classes}"
+                )
+            for path in paths:
+                sequence = self._to_tensor(path, read_sequence(path))
+                if self.max_length is not None and len(sequence) > self.max_length:
+                    sequence, truncated = sequence[: self.max_length], truncated + 1
+                sequences.append(sequence)
+                targets.append(label[class_name])
+        if truncated:
+            rank_zero_info(f"{split}: truncated {truncated} sequences to {self.max_length} steps")
+        return sequences, targets
+
+    def _to_tensor(self, path: Path, array: np.ndarray) -> torch.Tensor:
+        """(L,) int64 tokens or (L, d_input) float32, checked against the settings."""
+        if self.vocab_size > 0:
+            tokens = array[:, 0]
+            valid = array.shape[1] == 1 and (tokens == np.round(tokens)).all()
+            if not valid or tokens.min() < 0 or tokens.max() >= self.vocab_size:
+                raise ValueError(
+                    f"{path}: with data.vocab_size={self.vocab_size} a file must be one column "
+                    f"of integers in [0, {self.vocab_size})"
+                )
+            return torch.from_numpy(tokens.astype(np.int64))
+        if array.shape[1] != self.d_input:
+            raise ValueError(
+                f"{path}: {array.shape[1]} channels (columns), expected d_input={self.d_input}"
+            )
+        return torch.from_numpy(array.astype(np.float32))
