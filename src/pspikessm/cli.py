@@ -33,7 +33,7 @@ class PSpikeSSMCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # What the data decides is linked into the model, never typed twice.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        for attribute in ("num_classes", "vocab_size", "d_input"):
+        for attribute in ("num_classes", "vocab_size", "d_input", "dual_input"):
             parser.link_arguments(
                 f"data.{attribute}",
                 f"model.backbone.init_args.{attribute}",
