@@ -66,7 +66,8 @@ class PathfinderDataModule(SequenceDataModule):
     release root). Path-X is ``resolution=128`` (length 16384). The images of the chosen
     difficulty are split 80/10/10 into train/val/test by a permutation seeded with ``seed``.
     An empty image file (the release has one) is skipped and the count logged; any other
-    unreadable image is an error.
+    unreadable image is an error. The cache under ``data_dir/.cache`` is keyed by the settings
+    and the metadata files (not the 200k images): delete it after editing images in place.
 
     Args:
         resolution: image side, one of 32, 64, 128, 256; sequences have resolution² steps.
