@@ -80,7 +80,9 @@ def write_pathfinder(
         for i in range(count // 2):
             label = i % 2
             pixels = rng.integers(0, 100, (resolution, resolution)) + 150 * label
-            Image.fromarray(pixels.astype(np.uint8), mode="L").save(base / "imgs" / str(k) / f"sample_{i}.png")
+            Image.fromarray(pixels.astype(np.uint8), mode="L").save(
+                base / "imgs" / str(k) / f"sample_{i}.png"
+            )
             lines.append(f"imgs/{k} sample_{i}.png {i} {label} 0 0")
         if k == 1:
             (base / "imgs" / "1" / "sample_empty.png").write_bytes(b"")
@@ -104,7 +106,9 @@ def random_mnist(root: Path, num_train: int = 40, num_test: int = 10) -> Path:
     return write_mnist(root, make(num_train), make(num_test))
 
 
-def write_speech(root: Path, words: dict[str, list[np.ndarray]], val: int = 1, test: int = 1) -> Path:
+def write_speech(
+    root: Path, words: dict[str, list[np.ndarray]], val: int = 1, test: int = 1
+) -> Path:
     """The v0.02 layout: ``root/<word>/<i>_nohash_0.wav`` (16 kHz int16), the last ``val`` +
     ``test`` clips of each word listed in ``validation_list.txt`` / ``testing_list.txt``."""
     val_lines, test_lines = [], []

@@ -46,7 +46,10 @@ def test_fetch_rejects_a_wrong_checksum(tmp_path, archive):
 
 def test_offline_error_names_url_and_target(tmp_path):
     url = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # nothing listens on the discard port
-    with pytest.raises(OSError, match=r"could not download http://127.0.0.1:9/cifar-10-python.tar.gz to .*target/cifar-10-python.tar.gz"):
+    with pytest.raises(
+        OSError,
+        match=r"could not download http://127.0.0.1:9/cifar-10-python.tar.gz to .*target/cifar-10-python.tar.gz",
+    ):
         fetch([replace(CIFAR10, url=url)], tmp_path / "target")
     assert not list((tmp_path / "target").iterdir())  # no partial file left behind
 
@@ -54,12 +57,27 @@ def test_offline_error_names_url_and_target(tmp_path):
 @pytest.mark.parametrize(
     ("make", "expected"),
     [
-        (lambda d: MNISTDataModule(d, download=False).prepare_data(), "train-images-idx3-ubyte.*ossci-datasets"),
-        (lambda d: CIFAR10DataModule(d, download=False).prepare_data(), "data_batch_1.*cifar-10-python.tar.gz"),
-        (lambda d: IMDBDataModule(d, download=False).vocab_size, "aclImdb_v1.tar.gz.*aclImdb_v1.tar.gz"),
+        (
+            lambda d: MNISTDataModule(d, download=False).prepare_data(),
+            "train-images-idx3-ubyte.*ossci-datasets",
+        ),
+        (
+            lambda d: CIFAR10DataModule(d, download=False).prepare_data(),
+            "data_batch_1.*cifar-10-python.tar.gz",
+        ),
+        (
+            lambda d: IMDBDataModule(d, download=False).vocab_size,
+            "aclImdb_v1.tar.gz.*aclImdb_v1.tar.gz",
+        ),
         (lambda d: RetrievalDataModule(d).vocab_size, "new_aan_pairs.train.tsv.*lra_release"),
-        (lambda d: PathfinderDataModule(d).prepare_data(), "pathfinder32/curv_contour_length_14.*lra_release"),
-        (lambda d: SpeechCommandsDataModule(d, download=False).prepare_data(), "validation_list.txt.*speech_commands_v0.02.tar.gz"),
+        (
+            lambda d: PathfinderDataModule(d).prepare_data(),
+            "pathfinder32/curv_contour_length_14.*lra_release",
+        ),
+        (
+            lambda d: SpeechCommandsDataModule(d, download=False).prepare_data(),
+            "validation_list.txt.*speech_commands_v0.02.tar.gz",
+        ),
     ],
     ids=["mnist", "cifar", "imdb", "aan", "pathfinder", "speech"],
 )

@@ -9,15 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from task_files import (
-    random_mnist,
-    tone_clips,
-    write_aan,
-    write_cifar,
-    write_imdb,
-    write_pathfinder,
-    write_speech,
-)
 
 from pspikessm.data import (
     CIFAR10DataModule,
@@ -30,6 +21,15 @@ from pspikessm.data import (
 from pspikessm.data.idx import read_idx, write_idx
 from pspikessm.data.mnist import bitrev_permutation
 from pspikessm.data.speech_commands import SC10, SC35
+from task_files import (
+    random_mnist,
+    tone_clips,
+    write_aan,
+    write_cifar,
+    write_imdb,
+    write_pathfinder,
+    write_speech,
+)
 
 
 def splits(module):
@@ -62,7 +62,7 @@ def test_mnist_split_shapes_and_pixels(tmp_path):
     seen = {tuple((x[:, 0] * 255).round().to(torch.uint8).tolist()) for x, _ in [*train, *val]}
     assert seen == {tuple(row.tolist()) for row in images}  # disjoint and complete
     sequence, label = test[3]
-    assert sequence.shape == (784, 1) and 0 <= sequence.min() and sequence.max() <= 1
+    assert sequence.shape == (784, 1) and sequence.min() >= 0 and sequence.max() <= 1
     labels = read_idx(tmp_path / "MNIST/raw/t10k-labels-idx1-ubyte")
     assert label == int(labels[3])
 
@@ -80,7 +80,9 @@ def test_psmnist_applies_the_permutation(tmp_path):
     (x, _), (y, _) = splits(plain)[2][1], splits(permuted)[2][1]
     assert torch.equal(y, x[bitrev_permutation()])
     seeded = MNISTDataModule(tmp_path, val_size=2, permutation="random", permutation_seed=3)
-    assert torch.equal(seeded.order(), MNISTDataModule(tmp_path, permutation="random", permutation_seed=3).order())
+    assert torch.equal(
+        seeded.order(), MNISTDataModule(tmp_path, permutation="random", permutation_seed=3).order()
+    )
     assert not torch.equal(seeded.order(), bitrev_permutation())
 
 
@@ -197,7 +199,7 @@ def test_pathfinder_split_pixels_and_empty_image(tmp_path, monkeypatch):
     assert module.preprocessed()["skipped"] == 1
     assert (len(train), len(val), len(test)) == (16, 2, 2)
     x, label = train[0]
-    assert x.shape == (1024, 1) and 0 <= x.min() and x.max() <= 1
+    assert x.shape == (1024, 1) and x.min() >= 0 and x.max() <= 1
     every = [*train, *val, *test]
     assert all((float(x.mean()) > 0.5) == bool(y) for x, y in every)  # bright ⇔ connected
     again = PathfinderDataModule(tmp_path, resolution=32, seed=0)
@@ -208,8 +210,16 @@ def test_pathfinder_difficulty_and_bad_images(tmp_path):
     write_pathfinder(tmp_path, resolution=32, difficulty="curv_baseline", count=4)
     with pytest.raises(FileNotFoundError, match="curv_contour_length_14"):
         PathfinderDataModule(tmp_path).prepare_data()
-    assert len(splits(PathfinderDataModule(tmp_path, difficulty="easy", val_fraction=0.25,
-                                           test_fraction=0.25))[0]) == 2
+    assert (
+        len(
+            splits(
+                PathfinderDataModule(
+                    tmp_path, difficulty="easy", val_fraction=0.25, test_fraction=0.25
+                )
+            )[0]
+        )
+        == 2
+    )
     # The cache is keyed by the metadata files only (stat-ing 200k images per run is slow).
     shutil.rmtree(tmp_path / ".cache")
     bad = tmp_path / "pathfinder32/curv_baseline/imgs/0/sample_1.png"
