@@ -48,7 +48,8 @@ def test_offline_error_names_url_and_target(tmp_path):
     url = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # nothing listens on the discard port
     with pytest.raises(
         OSError,
-        match=r"could not download http://127.0.0.1:9/cifar-10-python.tar.gz to .*target/cifar-10-python.tar.gz",
+        match=r"could not download http://127.0.0.1:9/cifar-10-python.tar.gz to "
+        r".*target/cifar-10-python.tar.gz",
     ):
         fetch([replace(CIFAR10, url=url)], tmp_path / "target")
     assert not list((tmp_path / "target").iterdir())  # no partial file left behind

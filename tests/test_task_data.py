@@ -285,3 +285,13 @@ def test_speech_commands_unknown_word_is_an_error(speech_dir):
     (speech_dir / "banana").mkdir()
     with pytest.raises(ValueError, match="'banana' is not one of the 35 words"):
         SpeechCommandsDataModule(speech_dir).setup("fit")
+
+
+def test_lra_tasks_find_the_unpacked_release_folder(tmp_path):
+    """``data_dir`` may be the release itself or the folder the archive was unpacked into."""
+    write_aan(tmp_path / "lra_release", rows=2)
+    write_pathfinder(tmp_path / "lra_release", resolution=32, count=4)
+    assert len(splits(RetrievalDataModule(tmp_path))[0]) == 2
+    assert (
+        len(splits(PathfinderDataModule(tmp_path, val_fraction=0.25, test_fraction=0.25))[0]) == 2
+    )

@@ -97,8 +97,8 @@ class CIFAR10DataModule(SequenceDataModule):
     def load_split(self, split: str) -> DenseSequences:
         cache = self.preprocessed()
         train, val = seeded_split(cache["train"]["labels"].numel(), self.val_size, self.seed)
-        train_pixels = cache["train"]["images"][train].float() / 255
-        mean, std = train_pixels.mean(), train_pixels.std()
+        train_pixels = cache["train"]["images"][train].double() / 255
+        mean, std = train_pixels.mean().float(), train_pixels.std().float()
         if split == "test":
             images, labels = cache["test"]["images"], cache["test"]["labels"]
         else:

@@ -28,7 +28,8 @@ class DenseSequences(Dataset):
     ) -> None:
         if values.dim() != 3 or values.shape[0] != targets.numel():
             raise ValueError(
-                f"values must be (N, L, C) with N = {targets.numel()} targets, got {tuple(values.shape)}"
+                f"values must be (N, L, C) with N = {targets.numel()} targets, "
+                f"got {tuple(values.shape)}"
             )
         self.values, self.targets = values, targets
         self.scale = scale

@@ -70,6 +70,15 @@ LRA_RELEASE = Resource(
 )
 
 
+def release_root(data_dir: Path, marker: str) -> Path:
+    """The LRA release folder: ``data_dir`` itself, or the ``lra_release/`` the archive
+    unpacks into under it, whichever holds ``marker`` (e.g. ``tsv_data``)."""
+    nested = data_dir / "lra_release"
+    if not (data_dir / marker).exists() and (nested / marker).exists():
+        return nested
+    return data_dir
+
+
 def file_digest(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
     with path.open("rb") as handle:

@@ -92,10 +92,12 @@ class MNISTDataModule(SequenceDataModule):
             raise missing_files_error(
                 "MNIST",
                 missing,
-                f"the idx files (plain or .gz) in {self.data_dir / 'MNIST' / 'raw'} or {self.data_dir}",
+                f"the idx files (plain or .gz) in {self.data_dir / 'MNIST' / 'raw'} "
+                f"or {self.data_dir}",
                 MNIST_RESOURCES,
             )
-        return {split: (found[i], found[t]) for split, (i, t) in FILES.items()}  # type: ignore[misc]
+        pairs = {split: (found[i], found[t]) for split, (i, t) in FILES.items()}
+        return pairs  # type: ignore[return-value]
 
     def prepare_data(self) -> None:
         if self.download and any(self._find(n) is None for ns in FILES.values() for n in ns):

@@ -14,7 +14,7 @@ from PIL import Image
 from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.dense import DenseSequences
-from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error
+from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error, release_root
 
 DIFFICULTIES = {
     "easy": "curv_baseline",
@@ -63,10 +63,10 @@ class PathfinderDataModule(SequenceDataModule):
     """Pathfinder: are the two dots connected by a path? Pixel sequences in [0, 1], 2 classes.
 
     Reads ``pathfinder<resolution>/<difficulty>/{metadata,imgs}`` from ``data_dir`` (the LRA
-    release root). Path-X is ``resolution=128`` (length 16384). The images of the chosen
-    difficulty are split 80/10/10 into train/val/test by a permutation seeded with ``seed``.
-    An empty image file (the release has one) is skipped and the count logged; any other
-    unreadable image is an error. The cache under ``data_dir/.cache`` is keyed by the settings
+    release root) or ``data_dir/lra_release``. Path-X is ``resolution=128`` (length 16384).
+    The images of the chosen difficulty are split 80/10/10 into train/val/test by a
+    permutation seeded with ``seed``. An empty image file (the release has one) is skipped
+    and the count logged; any other unreadable image is an error. The cache under ``data_dir/.cache`` is keyed by the settings
     and the metadata files (not the 200k images): delete it after editing images in place.
 
     Args:
@@ -101,12 +101,15 @@ class PathfinderDataModule(SequenceDataModule):
         self.test_fraction = test_fraction
         self.download = download
 
+    def root(self) -> Path:
+        return release_root(self.data_dir, f"pathfinder{self.resolution}")
+
     def difficulty_dir(self) -> Path:
-        return self.data_dir / f"pathfinder{self.resolution}" / self.difficulty
+        return self.root() / f"pathfinder{self.resolution}" / self.difficulty
 
     def prepare_data(self) -> None:
         if self.download and not (self.difficulty_dir() / "metadata").is_dir():
-            fetch([LRA_RELEASE], self.data_dir.parent)
+            fetch([LRA_RELEASE], self.data_dir)
         self.preprocessed()
 
     def preprocessed(self) -> dict:
@@ -134,7 +137,7 @@ class PathfinderDataModule(SequenceDataModule):
         rows = read_metadata(self.difficulty_dir())
         kept, skipped = [], []
         for row in rows:
-            relative = row[0].relative_to(self.data_dir).as_posix()
+            relative = row[0].relative_to(self.root()).as_posix()
             if relative in KNOWN_EMPTY or (row[0].exists() and row[0].stat().st_size == 0):
                 skipped.append(relative)
             elif not row[0].exists():
@@ -145,9 +148,13 @@ class PathfinderDataModule(SequenceDataModule):
             f"Pathfinder{self.resolution} {self.difficulty}: {len(kept)} images, "
             f"skipped {len(skipped)} empty image(s)" + (f": {skipped[:5]}" if skipped else "")
         )
+        pixels = np.empty((len(kept), self.resolution**2), dtype=np.uint8)  # filled in place
+
+        def load(index: int) -> None:
+            pixels[index] = read_image(kept[index][0], self.resolution)
+
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            images = list(pool.map(lambda row: read_image(row[0], self.resolution), kept))
-        pixels = np.stack(images) if images else np.zeros((0, self.resolution**2), np.uint8)
+            list(pool.map(load, range(len(kept))))
         labels = torch.tensor([label for _, label, _, _ in kept], dtype=torch.int64)
         return {"images": torch.from_numpy(pixels), "labels": labels, "skipped": len(skipped)}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collate
-from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error
+from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error, release_root
 from pspikessm.data.text import char_table, encode_chars
 from pspikessm.data.vocabulary import Vocabulary
 
@@ -45,10 +45,11 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
 class RetrievalDataModule(SequenceDataModule):
     """AAN document matching: pairs of character sequences, 2 classes.
 
-    Reads ``new_aan_pairs.{train,eval,test}.tsv`` from ``data_dir`` or ``data_dir/tsv_data``
-    (the LRA release root); ``eval`` is the validation split. Each document becomes its
-    characters, truncated to ``max_length - 1``, then ``<eos>``; the vocabulary holds the
-    characters of the training split seen at least ``min_freq`` times.
+    Reads ``new_aan_pairs.{train,eval,test}.tsv`` from ``data_dir``, ``data_dir/tsv_data``
+    (the LRA release root) or ``data_dir/lra_release/tsv_data``; ``eval`` is the validation
+    split. Each document becomes its characters, truncated to ``max_length - 1``, then
+    ``<eos>``; the vocabulary holds the characters of the training split seen at least
+    ``min_freq`` times.
 
     Batches (``dual_input``): inputs (B, 2, L) int64 with ``inputs[:, 0]`` the first and
     ``inputs[:, 1]`` the second document, zero-padded to the longer of the batch; lengths
@@ -84,11 +85,10 @@ class RetrievalDataModule(SequenceDataModule):
         self._cache: dict | None = None
 
     def files(self) -> dict[str, Path]:
-        nested = self.data_dir / RELEASE_SUBDIR
         name = "new_aan_pairs.train.tsv"
-        folder = (
-            nested if not (self.data_dir / name).exists() and nested.is_dir() else self.data_dir
-        )
+        folder = release_root(self.data_dir, RELEASE_SUBDIR) / RELEASE_SUBDIR
+        if (self.data_dir / name).exists() or not folder.is_dir():
+            folder = self.data_dir
         return {
             split: folder / f"new_aan_pairs.{infix}.tsv" for split, infix in FILE_SPLITS.items()
         }
@@ -100,7 +100,7 @@ class RetrievalDataModule(SequenceDataModule):
         if self._cache is None:
             files = self.files()
             if self.download and not all(path.exists() for path in files.values()):
-                fetch([LRA_RELEASE], self.data_dir.parent)
+                fetch([LRA_RELEASE], self.data_dir)
                 files = self.files()
             missing = [path for path in files.values() if not path.exists()]
             if missing:
