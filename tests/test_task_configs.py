@@ -53,6 +53,8 @@ def test_config_fast_dev_run(tmp_path, config):
             "--data.batch_size=4",
             "--data.num_workers=0",
             "--trainer.fast_dev_run=true",
+            # fast_dev_run swaps the logger for a dummy: without this, last.ckpt lands in ./checkpoints
+            f"--checkpoint.dirpath={tmp_path / 'checkpoints'}",
             *tiny_model_args(d_model=8, d_state=4, n_layers=1),
             *fast_trainer_args(tmp_path),
             *extra,

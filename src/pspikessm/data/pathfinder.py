@@ -100,6 +100,7 @@ class PathfinderDataModule(SequenceDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.download = download
+        self._cache: dict | None = None
 
     def root(self) -> Path:
         return release_root(self.data_dir, f"pathfinder{self.resolution}")
@@ -113,6 +114,11 @@ class PathfinderDataModule(SequenceDataModule):
         self.preprocessed()
 
     def preprocessed(self) -> dict:
+        if self._cache is None:
+            self._cache = self._load()
+        return self._cache
+
+    def _load(self) -> dict:
         folder = self.difficulty_dir()
         metadata = sorted((folder / "metadata").glob("*.npy"))
         if not metadata:
@@ -171,4 +177,5 @@ class PathfinderDataModule(SequenceDataModule):
     def load_split(self, split: str) -> DenseSequences:
         cache = self.preprocessed()
         index = self.split_indices(cache["labels"].numel())[split].sort().values
-        return DenseSequences(cache["images"][index].unsqueeze(-1), cache["labels"][index], 1 / 255)
+        images = cache["images"].unsqueeze(-1)  # (N L 1), a view: the splits share it
+        return DenseSequences(images, cache["labels"], scale=1 / 255, index=index)

@@ -106,6 +106,8 @@ class SpeechCommandsDataModule(SequenceDataModule):
         self.download = download
         self.num_classes = len(self.words)
         self.d_input = MFCC_COEFFICIENTS if mfcc else 1
+        self._clips: dict[str, list[tuple[Path, int]]] | None = None
+        self._splits: dict[str, dict] = {}  # loaded caches (the SC35 train split is 2.7 GB)
 
     def root(self) -> Path:
         for folder in (
@@ -125,6 +127,11 @@ class SpeechCommandsDataModule(SequenceDataModule):
 
     def clips(self) -> dict[str, list[tuple[Path, int]]]:
         """``split -> [(wav path, class index)]`` of this class set, sorted by path."""
+        if self._clips is None:
+            self._clips = self._scan()
+        return self._clips
+
+    def _scan(self) -> dict[str, list[tuple[Path, int]]]:
         root = self.root()
         lists = {
             split: root / f"{name}_list.txt"
@@ -163,6 +170,11 @@ class SpeechCommandsDataModule(SequenceDataModule):
 
     def preprocessed(self, split: str) -> dict:
         """The features, labels and normalisation statistics of ``split``, cached."""
+        if split not in self._splits:
+            self._splits[split] = self._load(split)
+        return self._splits[split]
+
+    def _load(self, split: str) -> dict:
         root = self.root()
         clips = self.clips()
         if not clips["train"]:
