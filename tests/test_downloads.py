@@ -86,3 +86,20 @@ def test_missing_files_error_says_what_where_and_how(tmp_path, make, expected):
     with pytest.raises(FileNotFoundError, match=expected) as error:
         make(tmp_path)
     assert str(tmp_path) in str(error.value)
+
+
+def test_data_module_downloads_when_files_are_absent(tmp_path, monkeypatch):
+    """IMDB with ``download=True`` and an empty ``data_dir`` fetches, verifies and reads the
+    tarball (served here from a file:// URL)."""
+    import pspikessm.data.text as text
+    from task_files import write_imdb
+
+    write_imdb(tmp_path / "mirror", per_class=2, tarball=True)
+    tarball = tmp_path / "mirror" / "aclImdb_v1.tar.gz"
+    md5 = hashlib.md5(tarball.read_bytes()).hexdigest()
+    monkeypatch.setattr(text, "IMDB", replace(text.IMDB, url=tarball.as_uri(), md5=md5))
+    module = IMDBDataModule(tmp_path / "data", min_freq=1, download=True)
+    assert module.vocab_size > 3
+    assert (tmp_path / "data" / "aclImdb_v1.tar.gz").exists()
+    module.setup("fit")
+    assert len(module.datasets["train"]) == 4

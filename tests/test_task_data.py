@@ -295,3 +295,19 @@ def test_lra_tasks_find_the_unpacked_release_folder(tmp_path):
     assert (
         len(splits(PathfinderDataModule(tmp_path, val_fraction=0.25, test_fraction=0.25))[0]) == 2
     )
+
+
+def test_mnist_label_outside_the_classes_is_an_error(tmp_path):
+    random_mnist(tmp_path, num_train=4, num_test=2)
+    write_idx(tmp_path / "MNIST/raw/t10k-labels-idx1-ubyte", np.array([3, 10]))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: label 10 outside 0-9"):
+        MNISTDataModule(tmp_path, val_size=1).prepare_data()
+
+
+def test_speech_commands_list_entry_outside_the_words_is_an_error(speech_dir):
+    with (speech_dir / "testing_list.txt").open("a") as handle:
+        handle.write("banana/0000_nohash_0.wav\n")
+    with pytest.raises(ValueError, match=r"testing_list.txt:\d+: 'banana/0000_nohash_0.wav'"):
+        SpeechCommandsDataModule(speech_dir).setup("fit")
+    with pytest.raises(ValueError, match="half_rate_eval applies to the raw waveform"):
+        SpeechCommandsDataModule(speech_dir, mfcc=True, half_rate_eval=True)

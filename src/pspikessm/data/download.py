@@ -58,6 +58,7 @@ IMDB = Resource(
     "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
     "aclImdb_v1.tar.gz",
     md5="7c2ac02c03563afcf9b574c7e56c153a",
+    extract=False,  # read straight from the tarball: unpacked it is 100k small files
 )
 SPEECH_COMMANDS = Resource(
     "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
