@@ -21,10 +21,12 @@ class SequenceDataModule(L.LightningDataModule):
 
     - ``num_classes`` (int): number of target classes;
     - ``vocab_size`` (int): token vocabulary size for integer inputs, 0 for real inputs;
-    - ``d_input`` (int): channels of real-valued inputs (ignored for tokens).
+    - ``d_input`` (int): channels of real-valued inputs (ignored for tokens);
+    - ``dual_input`` (bool): every example is a pair of sequences (two-document tasks).
 
     Batches are ``(inputs, lengths, targets)``: inputs (B, L) int64 tokens or (B, L, C)
-    floats, padded to the longest sequence of the batch; lengths (B,); targets (B,).
+    floats, padded to the longest sequence of the batch; lengths (B,); targets (B,). Pair
+    tasks (``dual_input``) give inputs (B, 2, L) and lengths (B, 2) (see ``collate_fn``).
 
     Args:
         data_dir: folder holding the task's files.
@@ -42,6 +44,9 @@ class SequenceDataModule(L.LightningDataModule):
     num_classes: int = 0
     vocab_size: int = 0
     d_input: int = 1
+    dual_input: bool = False
+    #: Batches a list of dataset items into ``(inputs, lengths, targets)``.
+    collate_fn = staticmethod(pad_collate)
 
     def __init__(
         self,
@@ -118,7 +123,7 @@ class SequenceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
-            collate_fn=pad_collate,
+            collate_fn=self.collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:

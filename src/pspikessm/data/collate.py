@@ -63,3 +63,40 @@ def pad_collate(
         inputs[row, : len(sequence)] = sequence
     targets = torch.tensor([target for _, target in items], dtype=torch.int64)
     return inputs, lengths, targets
+
+
+class PackedPairs(Dataset):
+    """Pairs of variable-length sequences (two-document tasks such as AAN retrieval).
+
+    Args:
+        first, second: the first and second sequence of every pair (same length and targets).
+
+    Items are ``((sequence_1 (L_1,), sequence_2 (L_2,)), target)``; batch them with
+    :func:`pad_pair_collate`.
+    """
+
+    def __init__(self, first: PackedSequences, second: PackedSequences) -> None:
+        if not torch.equal(first.targets, second.targets):
+            raise ValueError("the two halves of a pair dataset must share their targets")
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, index: int) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
+        (a, target), (b, _) = self.first[index], self.second[index]
+        return (a, b), target
+
+
+def pad_pair_collate(
+    items: list[tuple[tuple[torch.Tensor, torch.Tensor], int]], pad_value: float = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad a batch of pairs to the longest sequence of either side.
+
+    Returns ``inputs`` (B, 2, L_max), ``lengths`` (B, 2) and ``targets`` (B,): the batch
+    format of two-document tasks (``inputs[:, 0]`` the first documents).
+    """
+    flat = [(sequence, target) for pair, target in items for sequence in pair]
+    inputs, lengths, _ = pad_collate(flat, pad_value)  # (2B L), (2B)
+    targets = torch.tensor([target for _, target in items], dtype=torch.int64)
+    return inputs.view(len(items), 2, *inputs.shape[1:]), lengths.view(len(items), 2), targets

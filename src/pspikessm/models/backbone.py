@@ -7,6 +7,7 @@ from torch import nn
 
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.norms import make_norm
+from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
 from pspikessm.models.spike_sampler import SpikeSampler
 
 
@@ -47,9 +48,12 @@ class PSpikeSSM(nn.Module):
         ssm_lr: learning rate of the SSM's A and B (zero weight decay).
         dt_lr: learning rate of dt; None uses the global rate.
         eval_mode: spikes in evaluation: ``sample`` (stochastic) or ``expected`` (p).
+        dual_input: two-document inputs (linked from the data module): both documents are
+            encoded by the same blocks and a :class:`RetrievalHead` replaces the decoder.
 
     Inputs: ``inputs`` (B, L) int64 tokens or (B, L, d_input) floats; ``lengths`` (B,) valid
-    steps per sequence, or None. Outputs: logits (B, num_classes).
+    steps per sequence, or None. With ``dual_input``: (B, 2, L[, d_input]) and (B, 2).
+    Outputs: logits (B, num_classes).
     """
 
     def __init__(
@@ -72,9 +76,11 @@ class PSpikeSSM(nn.Module):
         ssm_lr: float = 1e-3,
         dt_lr: float | None = None,
         eval_mode: str = "sample",
+        dual_input: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.dual_input = dual_input
         if vocab_size > 0:
             self.encoder: nn.Module = nn.Embedding(vocab_size, d_model)
         else:
@@ -99,7 +105,9 @@ class PSpikeSSM(nn.Module):
             for _ in range(n_layers)
         )
         self.final_norm = make_norm(norm, d_model) if prenorm else nn.Identity()
-        self.decoder = nn.Linear(d_model, num_classes)
+        self.decoder = (
+            RetrievalHead(d_model, num_classes) if dual_input else nn.Linear(d_model, num_classes)
+        )
 
     def features(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled representation (B, H) of ``inputs``."""
@@ -110,6 +118,8 @@ class PSpikeSSM(nn.Module):
         return masked_mean(self.final_norm(x), mask)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.dual_input:
+            return self.decoder(*encode_pair(self.features, inputs, lengths))
         return self.decoder(self.features(inputs, lengths))
 
 
