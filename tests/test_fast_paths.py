@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel, power_split
-from pspikessm.models.fft_conv import fast_fft_size
+from pspikessm.models.fft_conv import (
+    FFTConvolution,
+    fast_fft_size,
+    fft_conv,
+    fft_conv_reference,
+    two_sided_kernel,
+)
 from pspikessm.models.spike_sampler import SpikeSampler, sample_spikes_reference
 from pspikessm.models.ssm_conv import SSMConvolution
 
@@ -28,6 +34,25 @@ def test_fast_fft_size_is_smallest_5_smooth_size():
         assert size >= minimum and smooth(size)
         assert not any(smooth(n) for n in range(minimum, size))
     assert fast_fft_size(4096) == 4096
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+@pytest.mark.parametrize("length", [1, 9, 32])
+def test_fft_conv_matches_reference(two_sided: bool, length: int):
+    torch.manual_seed(length)
+    n = fast_fft_size(2 * length) + 3  # any size >= 2L-1 is valid, not only fast ones
+    x = torch.randn(2, 3, length, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(3, length, dtype=torch.float64)
+    if two_sided:
+        kernel = two_sided_kernel(kernel, torch.randn(3, length, dtype=torch.float64), n)
+    kernel.requires_grad_()
+    fast, reference = fft_conv(x, kernel, n), fft_conv_reference(x, kernel, n)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    for g_fast, g_ref in zip(_grads(fast, [x, kernel]), _grads(reference, [x, kernel]), strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(FFTConvolution.apply, (x, kernel, n), fast_mode=True)
+    with pytest.raises(ValueError, match="fft_size"):
+        fft_conv(x, kernel, 2 * length - 2)
 
 
 @pytest.mark.parametrize("length", [1, 7, 16, 100, 1000, 2049])
@@ -67,6 +92,16 @@ def test_ssm_convolution_matches_reference(bidirectional: bool, length: int):
     inputs = [x, *conv.parameters()]
     for g_fast, g_ref in zip(_grads(fast, inputs), _grads(reference, inputs), strict=True):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_ssm_convolution_eval_path_matches_training_path():
+    torch.manual_seed(6)
+    conv = SSMConvolution(4, 8, bidirectional=True)
+    x = torch.rand(2, 4, 45)
+    trained = conv(x)
+    with torch.no_grad():
+        evaluated = conv.eval()(x)
+    torch.testing.assert_close(evaluated, trained, rtol=1e-5, atol=1e-5)
 
 
 def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():

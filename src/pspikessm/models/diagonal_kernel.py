@@ -50,6 +50,15 @@ def power_split(length: int) -> tuple[int, int]:
     return chunk, math.ceil(length / chunk)
 
 
+def complex_exp(z: torch.Tensor) -> torch.Tensor:
+    """``exp(z)`` for complex ``z`` from real ``exp``, ``cos`` and ``sin``.
+
+    Same values as ``torch.exp`` (to rounding), several times faster on CPU, where the
+    complex ``exp`` is not vectorised.
+    """
+    return torch.polar(torch.exp(z.real), z.imag)
+
+
 def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -> torch.Tensor:
     """``K[c, h, l] = 2 Re(Σ_n weights[c, h, n] exp(dt_a[h, n] l))`` for ``l < length``.
 
@@ -67,8 +76,8 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
     real = dt_a.real.dtype
     inner_steps = torch.arange(chunk, device=dt_a.device, dtype=real)  # (c)
     outer_steps = torch.arange(blocks, device=dt_a.device, dtype=real) * chunk  # (J)
-    inner = torch.exp(dt_a.unsqueeze(-1) * inner_steps)  # (H N/2 c)
-    outer = torch.exp(dt_a.unsqueeze(-2) * outer_steps.unsqueeze(-1))  # (H J N/2)
+    inner = complex_exp(dt_a.unsqueeze(-1) * inner_steps)  # (H N/2 c)
+    outer = complex_exp(dt_a.unsqueeze(-2) * outer_steps.unsqueeze(-1))  # (H J N/2)
     left = weights.unsqueeze(-2) * outer  # (C H J N/2)
     left = torch.cat([left.real, -left.imag], dim=-1)  # (C H J N)
     right = torch.cat([inner.real, inner.imag], dim=-2)  # (H N c)

@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
-from pspikessm.models.fft_conv import fast_fft_size, fft_conv, spectral_conv, two_sided_kernel
+from pspikessm.models.fft_conv import (
+    fast_fft_size,
+    fft_conv,
+    fft_conv_reference,
+    spectral_conv,
+    two_sided_kernel,
+)
 
 KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel}
 
@@ -35,10 +41,12 @@ class SSMConvolution(nn.Module):
     Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
 
     Fast path (:meth:`forward`; :meth:`forward_reference` is the plain one): the FFT has a
-    fast size ``>= 2L`` (:func:`fast_fft_size`), the skip ``D x`` is folded into the kernel's
-    spectrum (a lag-0 tap is a constant ``D`` in frequency), and in evaluation without
-    gradients the spectrum is computed once and cached until a parameter changes or
-    :meth:`train` is called (changes made through ``param.data`` in evaluation are not seen).
+    fast size ``>= 2L`` (:func:`fast_fft_size`), the skip ``D x`` is folded into the kernel
+    as its lag-0 tap (no extra pass over the batch, no copy of ``x`` kept for ``D``'s
+    gradient), the convolution has a hand-written backward (:func:`fft_conv`), and in
+    evaluation without gradients the kernel's spectrum is computed once and cached until a
+    parameter changes or :meth:`train` is called (changes made through ``param.data`` in
+    evaluation are not seen).
     """
 
     def __init__(
@@ -68,10 +76,19 @@ class SSMConvolution(nn.Module):
             return two_sided_kernel(k[0], k[1], fft_size or 2 * length)  # (H n)
         return k[0]  # (H L)
 
-    def kernel_spectrum(self, length: int, fft_size: int) -> torch.Tensor:
-        """``rfft`` of the kernel with ``D`` added at lag 0: (H, fft_size/2+1) complex.
+    def skip_kernel(self, length: int, fft_size: int) -> torch.Tensor:
+        """:meth:`conv_kernel` with ``D`` added to its lag-0 tap: (H, L) or (H, fft_size).
 
         Always float32 or wider, also under autocast: ``Ā^l`` over thousands of steps needs it.
+        """
+        with torch.autocast(self.d.device.type, enabled=False):
+            kernel = self.conv_kernel(length, fft_size)  # (H K)
+            return torch.cat([kernel[:, :1] + self.d.unsqueeze(-1), kernel[:, 1:]], dim=-1)
+
+    def kernel_spectrum(self, length: int, fft_size: int) -> torch.Tensor:
+        """``rfft`` of :meth:`skip_kernel`: (H, fft_size/2+1) complex.
+
+        Cached in evaluation when gradients are off (see the class docstring).
         """
         cacheable = not self.training and not torch.is_grad_enabled()
         key = (length, fft_size)
@@ -81,9 +98,7 @@ class SSMConvolution(nn.Module):
                 self._spectra, self._spectra_state = {}, state
             if key in self._spectra:
                 return self._spectra[key]
-        with torch.autocast(self.d.device.type, enabled=False):
-            kernel = self.conv_kernel(length, fft_size)  # (H L) or (H n)
-            spectrum = torch.fft.rfft(kernel, n=fft_size) + self.d.unsqueeze(-1)  # (H n/2+1)
+        spectrum = torch.fft.rfft(self.skip_kernel(length, fft_size), n=fft_size)  # (H n/2+1)
         if cacheable:
             if len(self._spectra) >= SPECTRUM_CACHE_SIZE:
                 self._spectra.pop(next(iter(self._spectra)))
@@ -102,9 +117,11 @@ class SSMConvolution(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[-1]
         fft_size = fast_fft_size(2 * length)
-        return spectral_conv(x, self.kernel_spectrum(length, fft_size), fft_size)  # (B H L)
+        if not self.training and not torch.is_grad_enabled():
+            return spectral_conv(x, self.kernel_spectrum(length, fft_size), fft_size)
+        return fft_conv(x, self.skip_kernel(length, fft_size), fft_size)  # (B H L)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` the plain way: FFT of size 2L, then the skip added separately."""
-        y = fft_conv(x, self.conv_kernel(x.shape[-1]))  # (B H L)
+        y = fft_conv_reference(x, self.conv_kernel(x.shape[-1]))  # (B H L)
         return y + self.d.unsqueeze(-1) * x
