@@ -20,7 +20,15 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-from common import default_device, emit, machine, machine_line, median, time_interleaved, write_results
+from common import (
+    default_device,
+    emit,
+    machine,
+    machine_line,
+    median,
+    time_interleaved,
+    write_results,
+)
 
 from pspikessm.models import PSpikeSSMBlock
 
@@ -116,7 +124,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--d-state", type=int, default=64)
-    parser.add_argument("--causal", action="store_true", help="one-sided kernel (default two-sided)")
+    parser.add_argument(
+        "--causal", action="store_true", help="one-sided kernel (default two-sided)"
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")

@@ -103,7 +103,9 @@ def write_results(name: str, payload: dict[str, object], table_md: str) -> Path:
     json_path = RESULTS_DIR / f"{name}_{device}.json"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     begin, end = f"<!-- {name}:{device} begin -->", f"<!-- {name}:{device} end -->"
-    section = f"{begin}\n{table_md.rstrip()}\n\nRaw numbers: `{json_path.relative_to(HERE)}`.\n{end}"
+    section = (
+        f"{begin}\n{table_md.rstrip()}\n\nRaw numbers: `{json_path.relative_to(HERE)}`.\n{end}"
+    )
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)

@@ -48,7 +48,9 @@ def test_fft_conv_matches_reference(two_sided: bool, length: int):
     kernel.requires_grad_()
     fast, reference = fft_conv(x, kernel, n), fft_conv_reference(x, kernel, n)
     torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
-    for g_fast, g_ref in zip(_grads(fast, [x, kernel]), _grads(reference, [x, kernel]), strict=True):
+    for g_fast, g_ref in zip(
+        _grads(fast, [x, kernel]), _grads(reference, [x, kernel]), strict=True
+    ):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)
     assert torch.autograd.gradcheck(FFTConvolution.apply, (x, kernel, n), fast_mode=True)
     with pytest.raises(ValueError, match="fft_size"):

@@ -41,7 +41,9 @@ def two_sided_kernel(causal: torch.Tensor, anticausal: torch.Tensor, fft_size: i
     ``fft_size - 1 - j``), so lag 0 is counted once. ``fft_size >= 2L`` avoids wrap-around.
     """
     length = causal.shape[-1]
-    return F.pad(causal, (0, fft_size - length)) + F.pad(anticausal.flip(-1), (fft_size - length, 0))
+    return F.pad(causal, (0, fft_size - length)) + F.pad(
+        anticausal.flip(-1), (fft_size - length, 0)
+    )
 
 
 def spectral_conv(x: torch.Tensor, kernel_f: torch.Tensor, fft_size: int) -> torch.Tensor:
@@ -75,7 +77,9 @@ class FFTConvolution(torch.autograd.Function):
         return y.contiguous()  # frees the (B H n) buffer the slice would keep alive
 
     @staticmethod
-    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+    def backward(
+        ctx, grad_y: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         x_f, k_f = ctx.saved_tensors
         n, length = ctx.fft_size, grad_y.shape[-1]
         g_f = torch.fft.rfft(grad_y, n=n)  # (B H n/2+1)
