@@ -82,8 +82,12 @@ class SSMConvolution(nn.Module):
         Always float32 or wider, also under autocast: ``Ā^l`` over thousands of steps needs it.
         """
         with torch.autocast(self.d.device.type, enabled=False):
-            kernel = self.conv_kernel(length, fft_size)  # (H K)
-            return torch.cat([kernel[:, :1] + self.d.unsqueeze(-1), kernel[:, 1:]], dim=-1)
+            k = self.kernel(length)  # (C H L)
+            pieces = [k[0, :, :1] + self.d.unsqueeze(-1), k[0, :, 1:]]  # lags 0 .. L-1
+            if self.bidirectional:  # the layout of two_sided_kernel, written in one pass
+                gap = k.new_zeros(k.shape[1], fft_size - 2 * length)  # (H n-2L)
+                pieces += [gap, k[1].flip(-1)]  # lags -(n-L) .. -1
+            return torch.cat(pieces, dim=-1)  # (H L) or (H n)
 
     def kernel_spectrum(self, length: int, fft_size: int) -> torch.Tensor:
         """``rfft`` of :meth:`skip_kernel`: (H, fft_size/2+1) complex.
