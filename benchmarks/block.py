@@ -26,6 +26,7 @@ from common import (
     machine,
     machine_line,
     median,
+    set_threads,
     time_interleaved,
     write_results,
 )
@@ -88,17 +89,29 @@ def measure(args: argparse.Namespace, device: torch.device, precision: str) -> d
             repeats=args.repeats,
             warmup=args.warmup,
         )
-        t_block, t_floor = median(times["block"]), median(times["floor"])
-        ratios = [b / f for b, f in zip(times["block"], times["floor"], strict=True)]
-        results[f"block{tag}_s_L{length}"] = t_block
-        results[f"fft_floor{tag}_s_L{length}"] = t_floor
+        t_block, t_floor = times["block"], times["floor"]
+        ratios = [b / f for b, f in zip(t_block["wall"], t_floor["wall"], strict=True)]
+        results[f"block{tag}_s_L{length}"] = median(t_block["wall"])
+        results[f"fft_floor{tag}_s_L{length}"] = median(t_floor["wall"])
         results[f"block_vs_fft_floor{tag}_L{length}"] = median(ratios)
+        if device.type == "cpu":
+            ratios = [b / f for b, f in zip(t_block["cpu"], t_floor["cpu"], strict=True)]
+            results[f"block_cpu_s_L{length}"] = median(t_block["cpu"])
+            results[f"fft_floor_cpu_s_L{length}"] = median(t_floor["cpu"])
+            results[f"block_vs_fft_floor_cpu_L{length}"] = median(ratios)
         emit({k: v for k, v in results.items() if k.endswith(f"_L{length}")})
     first, last = min(args.lengths), max(args.lengths)
     if first != last:
-        growth = results[f"block{tag}_s_L{last}"] / results[f"block{tag}_s_L{first}"]
-        results[f"growth{tag}_{last}_over_{first}"] = growth
-        emit({f"growth{tag}_{last}_over_{first}": growth})
+        growth = {
+            f"growth{tag}_{last}_over_{first}": results[f"block{tag}_s_L{last}"]
+            / results[f"block{tag}_s_L{first}"]
+        }
+        if device.type == "cpu":
+            growth[f"growth_cpu_{last}_over_{first}"] = (
+                results[f"block_cpu_s_L{last}"] / results[f"block_cpu_s_L{first}"]
+            )
+        results.update(growth)
+        emit(growth)
     return results
 
 
@@ -109,12 +122,19 @@ def table(args: argparse.Namespace, results: dict[str, float], precisions: list[
     ]
     for precision in precisions:
         tag = "" if precision == "32" else "_bf16"
-        for length in args.lengths:
-            rows.append(
-                f"| {precision} | {length} | {1e3 * results[f'block{tag}_s_L{length}']:.1f} | "
-                f"{1e3 * results[f'fft_floor{tag}_s_L{length}']:.1f} | "
-                f"{results[f'block_vs_fft_floor{tag}_L{length}']:.2f} |"
-            )
+        clocks = [("wall", tag)] + (
+            [("CPU", "_cpu")]
+            if "block_cpu_s_L" + str(args.lengths[0]) in results and not tag
+            else []
+        )
+        for clock, key in clocks:
+            for length in args.lengths:
+                rows.append(
+                    f"| {precision}, {clock} | {length} | "
+                    f"{1e3 * results[f'block{key}_s_L{length}']:.1f} | "
+                    f"{1e3 * results[f'fft_floor{key}_s_L{length}']:.1f} | "
+                    f"{results[f'block_vs_fft_floor{key}_L{length}']:.2f} |"
+                )
     return "\n".join(rows)
 
 
@@ -129,9 +149,11 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args()
 
+    set_threads(args.threads)
     device = default_device()
     info = machine()
     emit({"device": info["device"], "nproc": info["nproc"], "loadavg": info["loadavg"]})
@@ -149,13 +171,18 @@ def main() -> None:
         f"One PSpikeSSMBlock (H={args.d_model}, N={args.d_state}, B={args.batch}, {kind} "
         f"kernel, BatchNorm, training mode) forward+backward, against the forward+backward of "
         f"a bare FFT convolution of the same shape; median of {args.repeats} interleaved "
-        f"repeats after {args.warmup} warm-up rounds.\n{machine_line(info)} Load average at "
+        f"repeats after {args.warmup} warm-up rounds. Wall: elapsed time; CPU: the process's "
+        f"CPU time (all threads), less distorted by other processes on a shared machine.\n{machine_line(info)} Load average at "
         f"end: {' '.join(info['loadavg_end'] or [])}.\n\n"
         + table(args, results, precisions)
         + "\n\n"
         + "\n".join(f"- `{k}={v:.3g}`" for k, v in results.items() if k.startswith("growth"))
     )
-    write_results("block", {"machine": info, "args": vars(args), "results": results}, md)
+    write_results(
+        "block" + (f"_threads{args.threads}" if args.threads else ""),
+        {"machine": info, "args": vars(args), "results": results},
+        md,
+    )
 
 
 if __name__ == "__main__":

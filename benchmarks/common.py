@@ -34,40 +34,53 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_once(fn: Callable[[], None], device: torch.device) -> float:
-    """Seconds one call of ``fn`` takes (CUDA events on a GPU, a monotonic clock on CPU)."""
+def time_once(fn: Callable[[], None], device: torch.device) -> tuple[float, float]:
+    """``(wall, cpu)`` seconds of one call of ``fn``.
+
+    Wall: CUDA events on a GPU, a monotonic clock on CPU. CPU: this process's CPU time (all
+    threads), which background load inflates far less than wall time on a shared machine.
+    """
+    cpu = time.process_time()
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
         end.record()
         torch.cuda.synchronize(device)
-        return start.elapsed_time(end) / 1e3
+        return start.elapsed_time(end) / 1e3, time.process_time() - cpu
     begin = time.perf_counter()
     fn()
-    return time.perf_counter() - begin
+    return time.perf_counter() - begin, time.process_time() - cpu
 
 
 def time_interleaved(
     fns: dict[str, Callable[[], None]], device: torch.device, repeats: int, warmup: int = 1
-) -> dict[str, list[float]]:
+) -> dict[str, dict[str, list[float]]]:
     """Time several functions round-robin, so background load hits them alike.
 
-    Returns every measured time per name (``warmup`` untimed rounds first).
+    Returns ``{name: {"wall": [...], "cpu": [...]}}`` after ``warmup`` untimed rounds.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            times[name].append(time_once(fn, device))
+            wall, cpu = time_once(fn, device)
+            times[name]["wall"].append(wall)
+            times[name]["cpu"].append(cpu)
     return times
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` intra-op threads (None: torch's default, one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def machine() -> dict[str, object]:

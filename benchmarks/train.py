@@ -38,6 +38,7 @@ from common import (
     machine,
     machine_line,
     median,
+    set_threads,
     time_interleaved,
     write_results,
 )
@@ -110,14 +111,16 @@ def listops(args: argparse.Namespace, device: torch.device, precision: str) -> d
     times = time_interleaved(
         {"step": make_step(module, batch, precision)}, device, args.repeats, args.warmup
     )
-    seconds = median(times["step"])
+    seconds = median(times["step"]["wall"])
     tag = "" if precision == "32" else "_bf16"
     results = {
         f"listops{tag}_s_per_step": seconds,
         f"listops{tag}_samples_per_s": args.batch / seconds,
     }
-    if device.type == "cpu" and args.batch == 8 and args.length == 2048:
-        results["listops_speedup_vs_paper"] = PAPER_LISTOPS_S_PER_STEP[0] / seconds
+    if device.type == "cpu":
+        results["listops_cpu_s_per_step"] = median(times["step"]["cpu"])
+        if args.batch == 8 and args.length == 2048:
+            results["listops_speedup_vs_paper"] = PAPER_LISTOPS_S_PER_STEP[0] / seconds
     emit(results)
     return results
 
@@ -133,7 +136,11 @@ def pathx_child(args: argparse.Namespace) -> None:
     times = time_interleaved(
         {"step": make_step(module, batch, args.precision)}, device, args.pathx_steps, warmup=1
     )
-    out = {"s_per_step": median(times["step"]), "rss_before_training_gib": rss_before}
+    out = {
+        "s_per_step": median(times["step"]["wall"]),
+        "cpu_s_per_step": median(times["step"]["cpu"]),
+        "rss_before_training_gib": rss_before,
+    }
     if device.type == "cuda":
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     print("PATHX " + json.dumps(out), flush=True)
@@ -143,6 +150,7 @@ def pathx(args: argparse.Namespace, device: torch.device, precision: str) -> dic
     command = [sys.executable, __file__, "--pathx-child", "--precision", precision]
     command += ["--pathx-config", str(args.pathx_config), "--pathx-steps", str(args.pathx_steps)]
     command += ["--pathx-batch", str(args.pathx_batch), "--pathx-length", str(args.pathx_length)]
+    command += ["--threads", str(args.threads)] if args.threads else []
     run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if run.returncode:
         raise RuntimeError(f"Path-X child failed ({run.returncode}):\n{run.stderr[-3000:]}")
@@ -155,6 +163,8 @@ def pathx(args: argparse.Namespace, device: torch.device, precision: str) -> dic
         f"pathx{tag}_rss_before_training_gib": child["rss_before_training_gib"],
         f"pathx{tag}_s_per_step": child["s_per_step"],
     }
+    if device.type == "cpu":
+        results["pathx_cpu_s_per_step"] = child["cpu_s_per_step"]
     if "cuda_peak_gib" in child:
         results[f"pathx{tag}_cuda_peak_gib"] = child["cuda_peak_gib"]
     emit(results)
@@ -171,7 +181,8 @@ def table(results: dict[str, float], args: argparse.Namespace, precisions: list[
         f"ListOps: `{args.listops_config.relative_to(ROOT)}`'s model, synthetic batches of "
         f"{args.batch} full-length sequences of {args.length} tokens (vocabulary "
         f"{args.vocab_size}); a step is forward, backward and the AdamW update; median of "
-        f"{args.repeats} steps after {args.warmup} warm-up. The paper's implementation: "
+        f"{args.repeats} steps after {args.warmup} warm-up (`_cpu_` entries: the process's CPU "
+        f"time, all threads, less distorted by other processes). The paper's implementation: "
         f"{paper} s per step at batch 8, L=2048 on this 2-core CPU (idle). Path-X: "
         f"`{args.pathx_config}`'s model, batch {args.pathx_batch}, length "
         f"{args.pathx_length}, 1 channel, {args.pathx_steps} steps after 1 warm-up in a "
@@ -192,6 +203,7 @@ def main() -> None:
     parser.add_argument("--pathx-batch", type=int, default=2)
     parser.add_argument("--pathx-length", type=int, default=16384)
     parser.add_argument("--pathx-steps", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all)")
     parser.add_argument("--skip-pathx", action="store_true")
     parser.add_argument("--skip-listops", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
@@ -199,6 +211,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.listops_config, args.pathx_config = args.listops_config.resolve(), args.pathx_config
+    set_threads(args.threads)
     if args.pathx_child:
         pathx_child(args)
         return
@@ -221,7 +234,11 @@ def main() -> None:
         f"\n\n{machine_line(info)} Load average at end: {' '.join(info['loadavg_end'] or [])}."
     )
     payload = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
-    write_results("train", {**payload, "results": results}, md)
+    write_results(
+        "train" + (f"_threads{args.threads}" if args.threads else ""),
+        {**payload, "results": results},
+        md,
+    )
 
 
 if __name__ == "__main__":
