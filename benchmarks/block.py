@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 from common import (
+    command_line,
     default_device,
     emit,
     machine,
@@ -167,7 +168,7 @@ def main() -> None:
         return
     kind = "causal" if args.causal else "two-sided (bidirectional)"
     md = (
-        f"## Block vs FFT floor (`python benchmarks/block.py`)\n\n"
+        f"## Block vs FFT floor (`{command_line()}`)\n\n"
         f"One PSpikeSSMBlock (H={args.d_model}, N={args.d_state}, B={args.batch}, {kind} "
         f"kernel, BatchNorm, training mode) forward+backward, against the forward+backward of "
         f"a bare FFT convolution of the same shape; median of {args.repeats} interleaved "

@@ -129,6 +129,11 @@ def write_results(name: str, payload: dict[str, object], table_md: str) -> Path:
     return json_path
 
 
+def command_line() -> str:
+    """How this script was run, for the results table."""
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
 def machine_line(info: dict[str, object]) -> str:
     load = " ".join(info["loadavg"]) if info.get("loadavg") else "n/a"  # type: ignore[arg-type]
     where = info.get("gpu") or info.get("cpu")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import yaml
 from common import (
     HERE,
+    command_line,
     default_device,
     emit,
     machine,
@@ -177,7 +178,7 @@ def table(results: dict[str, float], args: argparse.Namespace, precisions: list[
         rows.append(f"| `{name}` | {value:.3g} |")
     paper = "–".join(f"{t:g}" for t in PAPER_LISTOPS_S_PER_STEP)
     return (
-        f"## Training (`python benchmarks/train.py`)\n\n"
+        f"## Training (`{command_line()}`)\n\n"
         f"ListOps: `{args.listops_config.relative_to(ROOT)}`'s model, synthetic batches of "
         f"{args.batch} full-length sequences of {args.length} tokens (vocabulary "
         f"{args.vocab_size}); a step is forward, backward and the AdamW update; median of "
@@ -187,7 +188,7 @@ def table(results: dict[str, float], args: argparse.Namespace, precisions: list[
         f"`{args.pathx_config}`'s model, batch {args.pathx_batch}, length "
         f"{args.pathx_length}, 1 channel, {args.pathx_steps} steps after 1 warm-up in a "
         f"subprocess; peak RSS is that process's `ru_maxrss`. Precisions: "
-        f"{', '.join(precisions)}.\n"
+        f"{', '.join(precisions)}.\n\n"
     ) + "\n".join(rows)
 
 

@@ -124,6 +124,10 @@ def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():
         conv.train()
         conv.eval()
         assert conv.kernel_spectrum(50, 100) is not cached
+    with torch.inference_mode():  # as Lightning evaluates: fills the cache with inference
+        cached_output = conv(x)  # tensors, which later no_grad calls may still read
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), cached_output)
     with_grad = conv(x)  # gradients enabled: computed afresh, part of the graph
     assert with_grad.grad_fn is not None
     with_grad.sum().backward()
