@@ -67,8 +67,8 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
         dt_a: (H, N/2) complex, ``dt A`` (so ``exp(dt_a) = Ā``).
 
     Returns (C, H, L) real. With ``l = j c + i`` (``c`` from :func:`power_split`),
-    ``K[c, h, jc + i] = 2 Re(Σ_n (weights Ā^{jc})[c, h, j, n] Ā^i[h, n, i])``: a real matrix
-    product of a (C, H, L/c, N) and an (H, N, c) factor (real and imaginary parts stacked),
+    ``K[c, h, jc + i] = 2 Re(Σ_n (weights Ā^{jc})[c, h, j, n] Ā^i[h, n, i])``: per neuron a real
+    matrix product of a (C L/c, N) and an (N, c) factor (real and imaginary parts stacked),
     which autograd differentiates while keeping only those factors. Every power is one
     ``exp`` of ``dt_a`` times an exact integer, as in the plain Vandermonde product.
     """
@@ -78,11 +78,13 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
     outer_steps = torch.arange(blocks, device=dt_a.device, dtype=real) * chunk  # (J)
     inner = complex_exp(dt_a.unsqueeze(-1) * inner_steps)  # (H N/2 c)
     outer = complex_exp(dt_a.unsqueeze(-2) * outer_steps.unsqueeze(-1))  # (H J N/2)
-    left = weights.unsqueeze(-2) * outer  # (C H J N/2)
-    left = torch.cat([left.real, -left.imag], dim=-1)  # (C H J N)
+    left = weights.transpose(0, 1).unsqueeze(-2) * outer.unsqueeze(1)  # (H C J N/2)
+    left = torch.cat([left.real, -left.imag], dim=-1).flatten(1, 2)  # (H CJ N)
     right = torch.cat([inner.real, inner.imag], dim=-2)  # (H N c)
-    kernel = torch.matmul(left, right)  # (C H J c): Re(left) Re(right) - Im(left) Im(right)
-    return 2.0 * kernel.flatten(-2)[..., :length]  # (C H L)
+    # One bmm over H (no broadcast over C, whose backward would be a reduction).
+    kernel = torch.bmm(left, right)  # (H CJ c): Re(left) Re(right) - Im(left) Im(right)
+    kernel = kernel.view(dt_a.shape[0], weights.shape[0], -1)[..., :length]  # (H C L)
+    return 2.0 * kernel.transpose(0, 1)  # (C H L)
 
 
 def log_uniform_dt(d_model: int, dt_min: float, dt_max: float) -> torch.Tensor:
