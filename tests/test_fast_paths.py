@@ -63,7 +63,7 @@ def test_kernel_matches_vandermonde_reference_float64(length: int, init: str):
     torch.manual_seed(length)
     kernel = DiagonalSSMKernel(6, 16, channels=2, init=init, dt_min=1e-3, dt_max=0.5).double()
     fast, reference = kernel(length), kernel.kernel_reference(length)
-    assert fast.shape == reference.shape == (2, 6, length)
+    assert fast.shape == reference.shape == (2, 6, length) and fast.is_contiguous()
     torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
     params = list(kernel.parameters())
     for g_fast, g_ref in zip(_grads(fast, params), _grads(reference, params), strict=True):

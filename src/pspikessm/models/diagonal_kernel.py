@@ -78,13 +78,13 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
     outer_steps = torch.arange(blocks, device=dt_a.device, dtype=real) * chunk  # (J)
     inner = complex_exp(dt_a.unsqueeze(-1) * inner_steps)  # (H N/2 c)
     outer = complex_exp(dt_a.unsqueeze(-2) * outer_steps.unsqueeze(-1))  # (H J N/2)
-    left = weights.transpose(0, 1).unsqueeze(-2) * outer.unsqueeze(1)  # (H C J N/2)
+    left = (2.0 * weights).transpose(0, 1).unsqueeze(-2) * outer.unsqueeze(1)  # (H C J N/2)
     left = torch.cat([left.real, -left.imag], dim=-1).flatten(1, 2)  # (H CJ N)
     right = torch.cat([inner.real, inner.imag], dim=-2)  # (H N c)
     # One bmm over H (no broadcast over C, whose backward would be a reduction).
     kernel = torch.bmm(left, right)  # (H CJ c): Re(left) Re(right) - Im(left) Im(right)
     kernel = kernel.view(dt_a.shape[0], weights.shape[0], -1)[..., :length]  # (H C L)
-    return 2.0 * kernel.transpose(0, 1)  # (C H L)
+    return kernel.transpose(0, 1).contiguous()  # (C H L), laid out as the interface promises
 
 
 def log_uniform_dt(d_model: int, dt_min: float, dt_max: float) -> torch.Tensor:
