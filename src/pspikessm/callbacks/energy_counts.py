@@ -41,7 +41,8 @@ PJ_PER_MAC = 4.6
 
 
 def fft_conv_macs(length: int) -> float:
-    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l).
+    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l, the
+    minimum without wrap-around; the code may round n up to a faster size).
 
     A real FFT of size n counts as half a radix-2 complex FFT: ``n·log2(n)`` MACs ((n/2)·log2 n
     butterflies of one complex multiply, 4 real MACs each, halved); forward FFT of the input

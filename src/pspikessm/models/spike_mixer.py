@@ -20,5 +20,8 @@ class SpikeMixer(nn.Module):
         self.linear = nn.Linear(d_in, d_out or d_in)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        mixed = torch.matmul(self.linear.weight, spikes)  # (B H_out L)
-        return F.gelu(mixed + self.linear.bias.unsqueeze(-1))
+        # One batched GEMM on the (B, H, L) layout with the bias fused: torch.matmul would
+        # transpose the spikes to (B L, H) and back.
+        weight = self.linear.weight.expand(spikes.shape[0], -1, -1)  # (B H_out H_in)
+        mixed = torch.baddbmm(self.linear.bias.unsqueeze(-1), weight, spikes)  # (B H_out L)
+        return F.gelu(mixed)

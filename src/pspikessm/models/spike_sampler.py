@@ -8,23 +8,49 @@ from torch import nn
 EVAL_MODES = ("sample", "expected")
 
 
-class StochasticSpike(torch.autograd.Function):
-    """Forward: ``s = 1[z < p]``. Backward: ``ds/dp = 1``, the gradient of ``E[s] = p``.
+def sample_spikes_reference(
+    x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The plain form of :class:`StochasticSpike`: clamp, draw, compare, mask, step by step."""
+    probability = x.clamp(0.0, 1.0)
+    if uniforms is None:
+        uniforms = torch.rand_like(probability, dtype=torch.float32)
+    spikes = probability + ((uniforms < probability.float()).to(x.dtype) - probability).detach()
+    return spikes if mask is None else spikes * mask
 
-    Nothing is saved for backward: the surrogate is the identity on ``p``.
+
+class StochasticSpike(torch.autograd.Function):
+    """Forward: ``s = 1[z < clamp(x, 0, 1)]`` (times ``mask``). Backward: the gradient of
+    ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1`` where ``0 < x < 1`` (and the mask is 1), else 0,
+    as torch's clamp passes it.
+
+    Fused for speed and memory: with ``z`` in [0, 1), ``z < clamp(x, 0, 1)`` equals ``z < x``,
+    so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
+    mantissa bits would bias the rates) becomes the spike tensor in place; backward keeps
+    one boolean per element (where the gradient passes), not a float tensor.
     """
 
     @staticmethod
-    def forward(ctx, probability: torch.Tensor, uniforms: torch.Tensor | None) -> torch.Tensor:
-        # Uniforms in float32 even under autocast: bf16 has 8 mantissa bits, and comparing
-        # bf16 uniforms would bias the firing rates.
+    def forward(
+        ctx, x: torch.Tensor, uniforms: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         if uniforms is None:
-            uniforms = torch.rand_like(probability, dtype=torch.float32)
-        return (uniforms < probability.float()).to(probability.dtype)
+            spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
+        else:  # caller's uniforms may include 1.0: compare with the clamped probability
+            spikes = (uniforms < x.clamp(0.0, 1.0).float()).float()
+        if mask is not None:
+            spikes.mul_(mask)
+        if ctx.needs_input_grad[0]:
+            passes = (x > 0.0).logical_and_(x < 1.0)
+            if mask is not None:
+                passes.logical_and_(mask.bool())
+            ctx.save_for_backward(passes)
+        return spikes.to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad_spikes, None
+    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        (passes,) = ctx.saved_tensors
+        return grad_spikes * passes, None, None
 
 
 class SpikeSampler(nn.Module):
@@ -65,14 +91,10 @@ class SpikeSampler(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        probability = x.clamp(0.0, 1.0)
         if self.training or self.eval_mode == "sample":
-            out = StochasticSpike.apply(probability, uniforms)
-        else:
-            out = probability
-        if mask is not None:
-            out = out * mask
-        return out
+            return StochasticSpike.apply(x, uniforms, mask)
+        probability = x.clamp(0.0, 1.0)
+        return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
         return f"eval_mode={self.eval_mode!r}"

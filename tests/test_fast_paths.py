@@ -1,0 +1,174 @@
+"""Every fast path against its plain reference: kernel, FFT convolution, kernel cache, spikes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pspikessm.models.diagonal_kernel import DiagonalSSMKernel, power_split
+from pspikessm.models.fft_conv import (
+    FFTConvolution,
+    fast_fft_size,
+    fft_conv,
+    fft_conv_reference,
+    two_sided_kernel,
+)
+from pspikessm.models.spike_sampler import SpikeSampler, sample_spikes_reference
+from pspikessm.models.ssm_conv import SSMConvolution
+
+
+def _grads(outputs: torch.Tensor, inputs: list[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
+    cotangent = torch.randn(outputs.shape, generator=torch.Generator().manual_seed(seed))
+    return torch.autograd.grad(outputs, inputs, cotangent.to(outputs.dtype))
+
+
+def test_fast_fft_size_is_smallest_5_smooth_size():
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for minimum in range(1, 700):
+        size = fast_fft_size(minimum)
+        assert size >= minimum and smooth(size)
+        assert not any(smooth(n) for n in range(minimum, size))
+    assert fast_fft_size(4096) == 4096
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+@pytest.mark.parametrize("length", [1, 9, 32])
+def test_fft_conv_matches_reference(two_sided: bool, length: int):
+    torch.manual_seed(length)
+    n = fast_fft_size(2 * length) + 3  # any size >= 2L-1 is valid, not only fast ones
+    x = torch.randn(2, 3, length, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(3, length, dtype=torch.float64)
+    if two_sided:
+        kernel = two_sided_kernel(kernel, torch.randn(3, length, dtype=torch.float64), n)
+    kernel.requires_grad_()
+    fast, reference = fft_conv(x, kernel, n), fft_conv_reference(x, kernel, n)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    for g_fast, g_ref in zip(
+        _grads(fast, [x, kernel]), _grads(reference, [x, kernel]), strict=True
+    ):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(FFTConvolution.apply, (x, kernel, n), fast_mode=True)
+    with pytest.raises(ValueError, match="fft_size"):
+        fft_conv(x, kernel, 2 * length - 2)
+
+
+@pytest.mark.parametrize("length", [1, 7, 16, 100, 1000, 2049])
+@pytest.mark.parametrize("init", ["legs", "lin"])
+def test_kernel_matches_vandermonde_reference_float64(length: int, init: str):
+    torch.manual_seed(length)
+    kernel = DiagonalSSMKernel(6, 16, channels=2, init=init, dt_min=1e-3, dt_max=0.5).double()
+    fast, reference = kernel(length), kernel.kernel_reference(length)
+    assert fast.shape == reference.shape == (2, 6, length) and fast.is_contiguous()
+    torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
+    params = list(kernel.parameters())
+    for g_fast, g_ref in zip(_grads(fast, params), _grads(reference, params), strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_kernel_float32_is_as_accurate_as_the_reference():
+    torch.manual_seed(0)
+    kernel = DiagonalSSMKernel(16, 64, channels=2)
+    length = 4096
+    assert power_split(length) == (64, 64)
+    exact = kernel.double().kernel_reference(length)
+    kernel.float()
+    scale = exact.abs().max()
+    fast_error = (kernel(length).double() - exact).abs().max() / scale
+    reference_error = (kernel.kernel_reference(length).double() - exact).abs().max() / scale
+    assert fast_error < max(2 * reference_error, 1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("length", [37, 64])  # 37: fast FFT size 75, not 2L
+def test_ssm_convolution_matches_reference(bidirectional: bool, length: int):
+    torch.manual_seed(1)
+    conv = SSMConvolution(5, 8, bidirectional=bidirectional, dt_min=0.05, dt_max=0.5).double()
+    x = torch.rand(3, 5, length, dtype=torch.float64, requires_grad=True)
+    fast, reference = conv(x), conv.forward_reference(x)
+    torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
+    inputs = [x, *conv.parameters()]
+    for g_fast, g_ref in zip(_grads(fast, inputs), _grads(reference, inputs), strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_ssm_convolution_eval_path_matches_training_path():
+    torch.manual_seed(6)
+    conv = SSMConvolution(4, 8, bidirectional=True)
+    x = torch.rand(2, 4, 45)
+    trained = conv(x)
+    with torch.no_grad():
+        evaluated = conv.eval()(x)
+    torch.testing.assert_close(evaluated, trained, rtol=1e-5, atol=1e-5)
+
+
+def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():
+    torch.manual_seed(2)
+    conv = SSMConvolution(4, 8, bidirectional=True).eval()
+    x = torch.rand(2, 4, 50)
+    with torch.no_grad():
+        first = conv.kernel_spectrum(50, 100)
+        assert conv.kernel_spectrum(50, 100) is first  # cached
+        y = conv(x)
+        conv.kernel.log_dt.add_(0.3)  # an in-place update, as an optimizer step makes
+        changed = conv(x)
+        assert not torch.allclose(changed, y)
+        torch.testing.assert_close(changed, conv.forward_reference(x), rtol=1e-4, atol=1e-4)
+        conv.d.copy_(torch.zeros(4))  # as load_state_dict writes parameters
+        torch.testing.assert_close(conv(x), conv.forward_reference(x), rtol=1e-4, atol=1e-4)
+        cached = conv.kernel_spectrum(50, 100)
+        conv.train()
+        conv.eval()
+        assert conv.kernel_spectrum(50, 100) is not cached
+    with torch.inference_mode():  # as Lightning evaluates: fills the cache with inference
+        cached_output = conv(x)  # tensors, which later no_grad calls may still read
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), cached_output)
+    with_grad = conv(x)  # gradients enabled: computed afresh, part of the graph
+    assert with_grad.grad_fn is not None
+    with_grad.sum().backward()
+    assert conv.kernel.log_dt.grad is not None
+    conv.train()
+    with torch.no_grad():
+        assert conv.kernel_spectrum(50, 100) is not conv.kernel_spectrum(50, 100)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_stochastic_spike_matches_reference(masked: bool):
+    torch.manual_seed(3)
+    x = (torch.randn(4, 6, 33) * 0.8 + 0.5).requires_grad_()
+    x.data[0, 0, :4] = torch.tensor([0.0, 1.0, -1e-3, 1.0 + 1e-3])  # the clamp's edges
+    mask = (torch.arange(33) < torch.tensor([[33], [20], [5], [0]])).unsqueeze(1).float()
+    mask = mask if masked else None
+    sampler = SpikeSampler().train()
+    uniforms = torch.rand(4, 6, 33)
+    uniforms[0, 0, :4] = torch.tensor([0.0, 1.0, 0.5, 0.999])
+    for u in (uniforms, None):
+        torch.manual_seed(4)
+        fast = sampler(x, mask, u)
+        torch.manual_seed(4)
+        reference = sample_spikes_reference(x, mask, u)
+        assert torch.equal(fast, reference)
+        assert fast.dtype == x.dtype and set(fast.unique().tolist()) <= {0.0, 1.0}
+        (g_fast,), (g_ref,) = _grads(fast, [x]), _grads(reference, [x])
+        torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=0)
+    assert fast.mean() > 0.2  # drawn, not all zero
+
+
+def test_stochastic_spike_bfloat16_and_hooks_see_spikes():
+    torch.manual_seed(5)
+    sampler = SpikeSampler()
+    seen = []
+    sampler.register_forward_hook(lambda module, args, out: seen.append(out))
+    x = torch.rand(2, 3, 40).to(torch.bfloat16).requires_grad_()
+    spikes = sampler(x)
+    assert spikes.dtype == torch.bfloat16 and seen[0] is spikes
+    spikes.float().sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    sampler.eval_mode = "expected"
+    sampler.eval()
+    torch.testing.assert_close(sampler(x.detach()), x.detach().clamp(0, 1))
