@@ -13,10 +13,21 @@ from pspikessm.optim import parameter_groups, warmup_cosine_lambda
 @pytest.mark.parametrize("norm,prenorm", [("batch", False), ("layer", True)])
 def test_pooling_ignores_padding(bidirectional: bool, norm: str, prenorm: bool) -> None:
     torch.manual_seed(0)
-    model = PSpikeSSM(
-        num_classes=5, vocab_size=12, d_model=16, d_state=8, n_layers=2,
-        bidirectional=bidirectional, norm=norm, prenorm=prenorm, eval_mode="expected",
-    ).double().eval()
+    model = (
+        PSpikeSSM(
+            num_classes=5,
+            vocab_size=12,
+            d_model=16,
+            d_state=8,
+            n_layers=2,
+            bidirectional=bidirectional,
+            norm=norm,
+            prenorm=prenorm,
+            eval_mode="expected",
+        )
+        .double()
+        .eval()
+    )
     tokens = torch.randint(3, 12, (3, 20))
     lengths = torch.tensor([20, 13, 7])
     logits = model(tokens, lengths)

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def listops_args(tmp_path: Path, listops_dir: Path) -> list[str]:
     return [
-        "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "--config",
+        str(ROOT / "configs" / "quickstart.yaml"),
         f"--data.init_args.data_dir={listops_dir}",
         "--data.init_args.batch_size=16",
         *tiny_model_args(),
@@ -35,8 +36,11 @@ def test_fit_fast_dev_run_on_generated_listops(tmp_path: Path, listops_dir: Path
 
 
 def test_fit_writes_logs_config_checkpoints_and_resumes(tmp_path: Path, listops_dir: Path) -> None:
-    args = [*listops_args(tmp_path, listops_dir), "--trainer.limit_train_batches=3",
-            "--trainer.limit_val_batches=2"]
+    args = [
+        *listops_args(tmp_path, listops_dir),
+        "--trainer.limit_train_batches=3",
+        "--trainer.limit_val_batches=2",
+    ]
     first = cli_main(["fit", *args, "--trainer.max_epochs=1"])
     run = Path(first.trainer.log_dir)
     assert run == tmp_path / "logs" / "quickstart" / "version_0"

@@ -25,7 +25,9 @@ def recurrence_output(kernel: DiagonalSSMKernel, x: torch.Tensor) -> torch.Tenso
 @pytest.mark.parametrize("init", ["legs", "lin"])
 def test_kernel_equals_recurrence(init: str) -> None:
     torch.manual_seed(0)
-    kernel = DiagonalSSMKernel(d_model=4, d_state=16, channels=2, init=init, dt_min=1e-3, dt_max=0.5)
+    kernel = DiagonalSSMKernel(
+        d_model=4, d_state=16, channels=2, init=init, dt_min=1e-3, dt_max=0.5
+    )
     kernel = kernel.double()
     length = 64
     impulse = torch.zeros(4, length, dtype=torch.float64)

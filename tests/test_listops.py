@@ -63,7 +63,9 @@ def test_generated_rows_load_in_the_data_module(listops_dir: Path) -> None:
     assert data.vocabulary.tokens[:3] == ["<pad>", "<unk>", "<eos>"]
     train = data.datasets["train"]
     assert len(train) == 96 and len(data.datasets["val"]) == 32
-    source, target = (listops_dir / "listops-1000" / "basic_train.tsv").read_text().splitlines()[1].split("\t")
+    source, target = (
+        (listops_dir / "listops-1000" / "basic_train.tsv").read_text().splitlines()[1].split("\t")
+    )
     tokens, label = train[0]
     assert label == int(target)
     assert tokens.tolist() == [*data.vocabulary.encode(tokenize(source)), data.vocabulary.eos_id]
@@ -129,15 +131,35 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path, row: str, problem: st
 
 
 def test_generation_when_files_are_absent(tmp_path: Path) -> None:
-    config = ListOpsGeneratorConfig(num_train=20, num_val=5, num_test=5, min_length=3, max_length=20, max_depth=2)
+    config = ListOpsGeneratorConfig(
+        num_train=20, num_val=5, num_test=5, min_length=3, max_length=20, max_depth=2
+    )
     data = ListOpsDataModule(data_dir=tmp_path / "generated", generate=config)
     assert data.vocab_size > 3  # the CLI's link reads this at instantiation
     assert (tmp_path / "generated" / "basic_train.tsv").exists()
 
 
 def test_make_listops_command(tmp_path: Path, capsys) -> None:
-    make_listops(["--out", str(tmp_path), "--num-train", "10", "--num-val", "3", "--num-test", "3",
-                  "--min-length", "3", "--max-length", "30", "--max-depth", "3", "--seed", "4"])
+    make_listops(
+        [
+            "--out",
+            str(tmp_path),
+            "--num-train",
+            "10",
+            "--num-val",
+            "3",
+            "--num-test",
+            "3",
+            "--min-length",
+            "3",
+            "--max-length",
+            "30",
+            "--max-depth",
+            "3",
+            "--seed",
+            "4",
+        ]
+    )
     lines = (tmp_path / "basic_train.tsv").read_text().splitlines()
     assert lines[0] == "Source\tTarget" and len(lines) == 11
     assert "basic_test.tsv" in capsys.readouterr().out

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
 import logging
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -122,7 +122,9 @@ class ListOpsDataModule(SequenceDataModule):
                     f"{RELEASE_SUBDIR}/), or generate a set with "
                     f"`pspikessm make-listops --out {self.data_dir}`."
                 )
-            key = cache_key({"task": "listops", "max_length": self.max_length, "v": 1}, files.values())
+            key = cache_key(
+                {"task": "listops", "max_length": self.max_length, "v": 1}, files.values()
+            )
             self._cache = load_or_build(
                 self.data_dir / ".cache" / f"listops-{key}.pt", lambda: self._build(files)
             )

@@ -45,7 +45,9 @@ class ListOpsGeneratorConfig:
     seed: int = 0  # the whole set is a function of the settings
 
 
-def generate_tree(rng: random.Random, config: ListOpsGeneratorConfig, depth: int = 1) -> tuple[Tree, int]:
+def generate_tree(
+    rng: random.Random, config: ListOpsGeneratorConfig, depth: int = 1
+) -> tuple[Tree, int]:
     """One random expression tree and its length in tokens (LRA's ``generate_tree``)."""
     is_operator = depth < config.max_depth and rng.random() <= config.operator_prob
     if not is_operator:
@@ -97,7 +99,9 @@ def evaluate(tree: Tree) -> int:
     return apply_operator(operator, arguments[::-1])
 
 
-def generate_rows(config: ListOpsGeneratorConfig, count: int, rng: random.Random, seen: set[str]) -> list[tuple[str, int]]:
+def generate_rows(
+    config: ListOpsGeneratorConfig, count: int, rng: random.Random, seen: set[str]
+) -> list[tuple[str, int]]:
     """``count`` distinct rows ``(source, target)`` not already in ``seen``."""
     rows: list[tuple[str, int]] = []
     attempts = 0
@@ -126,7 +130,11 @@ def write_listops(out_dir: str | Path, config: ListOpsGeneratorConfig) -> list[P
     rng = random.Random(config.seed)
     seen: set[str] = set()
     paths = []
-    for split, count in (("train", config.num_train), ("val", config.num_val), ("test", config.num_test)):
+    for split, count in (
+        ("train", config.num_train),
+        ("val", config.num_val),
+        ("test", config.num_test),
+    ):
         rows = generate_rows(config, count, rng, seen)
         path = out / f"basic_{split}.tsv"
         tmp = path.with_suffix(".tsv.tmp")
