@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
+from pspikessm.models.dplr_kernel import DPLRSSMKernel
 from pspikessm.models.fft_conv import fft_conv, two_sided_kernel
+from pspikessm.models.recurrence import recurrence_of
 
-KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel}
+KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel, "dplr": DPLRSSMKernel}
 
 
 def kernel_class(name: str) -> type[nn.Module]:
@@ -25,9 +27,10 @@ class SSMConvolution(nn.Module):
     Args:
         d_model: number of neurons H.
         d_state: state size N per neuron.
-        kernel: name of the kernel family (``diag``).
+        kernel: name of the kernel family (``diag``: S4D, ``dplr``: S4).
         bidirectional: two-sided kernel (a causal plus an anti-causal kernel per neuron).
-        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, ...).
+        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, and the
+            kernel's own options such as ``shared`` for ``dplr``).
 
     Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
     """
@@ -58,3 +61,24 @@ class SSMConvolution(nn.Module):
         length = x.shape[-1]
         y = fft_conv(x, self.conv_kernel(length))  # (B H L)
         return y + self.d.unsqueeze(-1) * x
+
+    def initial_state(self, batch: int) -> tuple[object, torch.Tensor]:
+        """Step mode: the recurrent form (discretised once, now) and the zero state.
+
+        Two-sided kernels look at future inputs and have no step form: they raise.
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "step mode needs causal SSM kernels, but this model has two-sided kernels "
+                "(bidirectional=True); train it with bidirectional: false to stream it"
+            )
+        recurrence = recurrence_of(self.kernel)
+        return recurrence, recurrence.initial_state(batch)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[object, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[object, torch.Tensor]]:
+        """One time step: ``x`` (B, H, 1) → ``u`` (B, H, 1), as :meth:`forward` at that step."""
+        recurrence, hidden = state
+        y, hidden = recurrence.step(x[..., 0], hidden)  # (B H)
+        return (y + self.d * x[..., 0]).unsqueeze(-1), (recurrence, hidden)
