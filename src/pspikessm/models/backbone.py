@@ -15,9 +15,23 @@ from pspikessm.models.norms import make_norm
 #: Settings that decide the model's architecture: a checkpoint only loads into a model built
 #: with the same values (``SequenceClassifier.on_load_checkpoint`` compares them).
 ARCHITECTURE_SETTINGS = (
-    "num_classes", "vocab_size", "d_input", "d_model", "d_state", "n_layers", "kernel",
-    "kernel_args", "init", "bidirectional", "norm", "prenorm", "residual", "neuron",
-    "neuron_args", "mixer", "second_branch",
+    "num_classes",
+    "vocab_size",
+    "d_input",
+    "d_model",
+    "d_state",
+    "n_layers",
+    "kernel",
+    "kernel_args",
+    "init",
+    "bidirectional",
+    "norm",
+    "prenorm",
+    "residual",
+    "neuron",
+    "neuron_args",
+    "mixer",
+    "second_branch",
 )
 
 

@@ -73,8 +73,9 @@ class PSpikeSSMBlock(nn.Module):
         if mixer == "none" and second_branch:
             raise ValueError("second_branch needs a mixer (2H → H); got mixer='none'")
         self.second_branch = second_branch
-        self.fuse = ClampFuse(d_model, norm, prenorm, dropout, residual, eval_mode, neuron,
-                              neuron_args)
+        self.fuse = ClampFuse(
+            d_model, norm, prenorm, dropout, residual, eval_mode, neuron, neuron_args
+        )
         branches = ("", BRANCH_SUFFIX) if second_branch else ("",)
         for suffix in branches:
             ssm = SSMConvolution(

@@ -27,9 +27,7 @@ from pspikessm.models.backbone import PSpikeSSM
 
 def _require_streamable(model: nn.Module) -> PSpikeSSM:
     if not isinstance(model, PSpikeSSM):
-        raise TypeError(
-            f"step mode needs a PSpikeSSM backbone; {type(model).__name__} has none"
-        )
+        raise TypeError(f"step mode needs a PSpikeSSM backbone; {type(model).__name__} has none")
     if model.bidirectional:
         raise ValueError(
             "step mode needs causal SSM kernels, but this model has two-sided kernels "
@@ -62,8 +60,11 @@ def draw_uniforms(
 def initial_state(model: PSpikeSSM, batch: int) -> dict[str, Any]:
     """The state at t = 0: per-block recurrences (discretised now) and an empty pooled sum."""
     model = _require_streamable(model)
-    return {"blocks": [block.initial_state(batch) for block in model.blocks], "sum": 0.0,
-            "count": 0.0}
+    return {
+        "blocks": [block.initial_state(batch) for block in model.blocks],
+        "sum": 0.0,
+        "count": 0.0,
+    }
 
 
 @torch.no_grad()
