@@ -104,13 +104,18 @@ class LIFNeuron(nn.Module):
         current: torch.Tensor,
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
-        membrane: torch.Tensor | None = None,
+        state: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """Spikes for ``current`` (B, H, L). With ``state`` (step mode), the membrane starts
+        from ``state["membrane"]`` (rest if absent) and the final one is written back."""
+        membrane = state.get("membrane") if state is not None else None
         membrane = self.initial_state(current) if membrane is None else membrane
         spikes = []
         for t in range(current.shape[-1]):
             s, membrane = self.step(current[..., t], membrane)
             spikes.append(s)
+        if state is not None:
+            state["membrane"] = membrane
         out = torch.stack(spikes, dim=-1)  # (B H L)
         return out if mask is None else out * mask
 

@@ -66,17 +66,16 @@ def make_neuron(kind: str, eval_mode: str = "sample", **neuron_args: Any) -> nn.
 def neuron_step(
     neuron: nn.Module,
     x: torch.Tensor,
-    state: torch.Tensor | None,
+    state: dict[str, torch.Tensor] | None,
     mask: torch.Tensor | None = None,
     uniforms: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
     """One time step of any neuron: ``x`` (B, H, 1) → output (B, H, 1) and its next state.
 
-    Only :class:`LIFNeuron` carries state (its membrane, (B, H)); the others are memoryless.
+    Only :class:`LIFNeuron` carries state (``{"membrane": (B, H)}``); the others are
+    memoryless. The neuron is called as a module, so forward hooks see step mode too.
     """
     if isinstance(neuron, LIFNeuron):
-        membrane = neuron.initial_state(x) if state is None else state
-        spikes, membrane = neuron.step(x[..., 0], membrane)
-        spikes = spikes.unsqueeze(-1)
-        return (spikes if mask is None else spikes * mask), membrane
+        state = {} if state is None else state
+        return neuron(x, mask, None, state), state
     return neuron(x, mask, uniforms), None
