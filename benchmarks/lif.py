@@ -8,6 +8,8 @@ time (the loop as users write it: tensor operations over (B, H) per step). Print
 
     python benchmarks/lif.py                              # H=128, N=64, batch 8, all lengths
     python benchmarks/lif.py --lengths 256 1024 --repeats 5 --device cuda
+    python benchmarks/lif.py --threads 1    # a shared CPU: OpenMP threads that wait on
+                                            # each other distort both timings
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: torch's choice)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     blocks = {

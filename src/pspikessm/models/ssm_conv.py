@@ -45,9 +45,12 @@ class SSMConvolution(nn.Module):
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
-        self.kernel = kernel_class(kernel)(
-            d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
-        )
+        try:
+            self.kernel = kernel_class(kernel)(
+                d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
+            )
+        except TypeError as error:  # an option of another kernel family (kernel_args)
+            raise ValueError(f"bad options for SSM kernel {kernel!r}: {error}") from None
         self.d = nn.Parameter(torch.randn(d_model))
 
     def conv_kernel(self, length: int) -> torch.Tensor:
