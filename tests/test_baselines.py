@@ -139,6 +139,7 @@ def test_lif_overlay_fits_through_the_cli(listops_dir: Path, tmp_path: Path) -> 
             "--data.init_args.max_length=48",
             "--data.init_args.num_workers=0",
             "--trainer.fast_dev_run=2",
+            f"--trainer.default_root_dir={tmp_path}",  # fast_dev_run drops the logger
             *tiny_model_args(),
             *fast_trainer_args(tmp_path),
         ]
