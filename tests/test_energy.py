@@ -84,7 +84,9 @@ def test_energy_counts_of_a_tiny_network_by_hand():
 class RealValued(torch.nn.Module):
     """A non-spiking neuron kind in the output slot: feeds real values to the SpikeMixer."""
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return x if mask is None else x * mask
 
 

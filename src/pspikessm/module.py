@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -12,11 +13,14 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pspikessm.models.backbone import spike_samplers
+from pspikessm.models.spike_sampler import SpikeSampler
 from pspikessm.optim import parameter_groups, warmup_cosine_lambda
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+EVAL_MODES = ("sample", "expected", "mc")
+SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
 
 
 class SequenceClassifier(L.LightningModule):
@@ -37,8 +41,15 @@ class SequenceClassifier(L.LightningModule):
         plateau_factor: LR factor of the plateau schedule.
         plateau_patience: epochs without improvement before the plateau schedule steps.
         monitor: metric the plateau schedule watches (maximised).
-        eval_mode: spikes in validation/test/predict: ``sample`` (one stochastic pass, as
-            the paper's code) or ``expected`` (firing probabilities, deterministic).
+        eval_mode: how validation/test/predict treat the stochastic spikes: ``sample`` (one
+            stochastic pass, as the paper's code), ``expected`` (firing probabilities instead
+            of spikes, deterministic) or ``mc`` (the mean of the class probabilities over
+            ``mc_samples`` stochastic passes). Logged as ``{stage}/eval_passes`` (0 for
+            expected, 1 for sample, K for mc) next to the metrics.
+        mc_samples: passes K of the ``mc`` mode.
+        eval_seed: seed of the evaluation spikes; each batch draws from
+            ``(eval_seed, rank, batch index)`` inside a forked RNG, so evaluation is
+            reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
 
@@ -47,7 +58,8 @@ class SequenceClassifier(L.LightningModule):
     Checkpoints carry rank 0's generator states, so a resumed one-process run draws exactly
     the spikes the uninterrupted run would have drawn.
 
-    Batches are ``(inputs, lengths, targets)``.
+    Batches are ``(inputs, lengths, targets)``. A checkpoint records the backbone's
+    architecture (``backbone.settings``) and only loads into a backbone with the same one.
     """
 
     def __init__(
@@ -64,10 +76,16 @@ class SequenceClassifier(L.LightningModule):
         plateau_factor: float = 0.2,
         plateau_patience: int = 20,
         monitor: str = "val/acc",
-        eval_mode: Literal["sample", "expected"] = "sample",
+        eval_mode: Literal["sample", "expected", "mc"] = "sample",
+        mc_samples: int = 16,
+        eval_seed: int | None = 0,
         compile: bool = False,
     ) -> None:
         super().__init__()
+        if eval_mode not in EVAL_MODES:
+            raise ValueError(f"unknown eval_mode {eval_mode!r}; expected one of {EVAL_MODES}")
+        if mc_samples < 1:
+            raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
         with warnings.catch_warnings():
@@ -89,8 +107,43 @@ class SequenceClassifier(L.LightningModule):
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        for _, sampler in spike_samplers(self.backbone):
-            sampler.eval_mode = self.hparams.eval_mode
+        mode = "expected" if self.hparams.eval_mode == "expected" else "sample"
+        for sampler in self.backbone.modules():
+            if isinstance(sampler, SpikeSampler):
+                sampler.eval_mode = mode
+
+    @property
+    def eval_passes(self) -> int:
+        """Stochastic passes per evaluated example: 0 (expected), 1 (sample) or K (mc)."""
+        mode = self.hparams.eval_mode
+        return {"expected": 0, "sample": 1}.get(mode, self.hparams.mc_samples)
+
+    @contextmanager
+    def _eval_rng(self, batch_idx: int, dataloader_idx: int = 0):
+        """Seed the spikes of one evaluation batch without touching the global RNG stream."""
+        seed = self.hparams.eval_seed
+        if seed is None:
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        rank = self.global_rank if self._trainer is not None else 0
+        with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            torch.manual_seed(
+                ((seed * 1_000_003 + dataloader_idx) * 1_000_003 + batch_idx) * 1009 + rank
+            )
+            yield
+
+    def evaluate(
+        self, inputs: torch.Tensor, lengths: torch.Tensor | None, batch_idx: int = 0
+    ) -> torch.Tensor:
+        """Class log-probabilities (B, num_classes) under ``eval_mode``, seeded per batch."""
+        with self._eval_rng(batch_idx):
+            if self.hparams.eval_mode != "mc":
+                return self(inputs, lengths).log_softmax(dim=-1)
+            probabilities = sum(
+                self(inputs, lengths).softmax(dim=-1) for _ in range(self.hparams.mc_samples)
+            )
+            return (probabilities / self.hparams.mc_samples).clamp_min(1e-12).log()
 
     def on_validation_start(self) -> None:
         self._apply_eval_mode()
@@ -117,12 +170,6 @@ class SequenceClassifier(L.LightningModule):
             self._resumed_rng_state = None
         offset_for_rank(self.global_rank)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_state"] = rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resumed_rng_state = checkpoint.get("rng_state")
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         inputs, lengths, targets = batch
         logits = self(inputs, lengths)
@@ -135,11 +182,12 @@ class SequenceClassifier(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         inputs, lengths, targets = batch
-        logits = self(inputs, lengths)
+        logits = self.evaluate(inputs, lengths, batch_idx)
         self.val_loss(F.cross_entropy(logits, targets), weight=targets.numel())
         self.val_acc(logits, targets)
         self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        self.log("val/eval_passes", float(self.eval_passes), on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -149,15 +197,40 @@ class SequenceClassifier(L.LightningModule):
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         inputs, lengths, targets = batch
-        logits = self(inputs, lengths)
+        logits = self.evaluate(inputs, lengths, batch_idx)
         self.test_loss(F.cross_entropy(logits, targets), weight=targets.numel())
         self.test_acc(logits, targets)
         self.log("test/loss", self.test_loss, on_epoch=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
+        self.log("test/eval_passes", float(self.eval_passes), on_epoch=True)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         inputs, lengths, _ = batch
-        return self(inputs, lengths).softmax(dim=-1)
+        return self.evaluate(inputs, lengths, batch_idx).exp()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_state"] = rng_state()
+        checkpoint[SETTINGS_KEY] = getattr(self.backbone, "settings", None)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the spike stream; refuse a checkpoint whose backbone was built differently,
+        naming the settings."""
+        self._resumed_rng_state = checkpoint.get("rng_state")
+        saved = checkpoint.get(SETTINGS_KEY)
+        current = getattr(self.backbone, "settings", None)
+        if not saved or not current:
+            return
+        mismatched = [
+            f"{key}: checkpoint {saved[key]!r}, model {current.get(key)!r}"
+            for key in saved
+            if key in current and saved[key] != current[key]
+        ]
+        if mismatched:
+            raise ValueError(
+                "checkpoint was trained with another architecture; set "
+                "model.backbone.init_args.<setting> to the checkpoint's value, or load a "
+                "matching checkpoint. Mismatched settings: " + "; ".join(mismatched)
+            )
 
     def configure_optimizers(self):
         hp = self.hparams

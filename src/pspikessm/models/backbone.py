@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
 import torch
 from torch import nn
 
 from pspikessm.models.block import PSpikeSSMBlock
+from pspikessm.models.neurons import SPIKING_MODULES
 from pspikessm.models.norms import make_norm
 from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
-from pspikessm.models.spike_sampler import SpikeSampler
+
+#: Settings that decide the model's architecture: a checkpoint only loads into a model built
+#: with the same values (``SequenceClassifier.on_load_checkpoint`` compares them).
+ARCHITECTURE_SETTINGS = (
+    "num_classes",
+    "vocab_size",
+    "d_input",
+    "d_model",
+    "d_state",
+    "n_layers",
+    "kernel",
+    "kernel_args",
+    "init",
+    "bidirectional",
+    "norm",
+    "prenorm",
+    "residual",
+    "neuron",
+    "neuron_args",
+    "mixer",
+    "second_branch",
+    "dual_input",
+)
 
 
 def valid_mask(lengths: torch.Tensor | None, length: int, dtype: torch.dtype) -> torch.Tensor | None:
@@ -37,7 +63,9 @@ class PSpikeSSM(nn.Module):
         d_model: neurons per layer H.
         d_state: state size N per neuron.
         n_layers: number of blocks K.
-        kernel: SSM kernel family (``diag``).
+        kernel: SSM kernel family (``diag``: S4D, Vandermonde; ``dplr``: S4, Cauchy).
+        kernel_args: options of that kernel family (``dplr``: ``shared: false`` gives every
+            neuron its own A, B, the paper's Pathfinder setting).
         init: SSM init (``legs`` or ``lin``).
         bidirectional: two-sided (non-causal) kernels; False for streaming tasks.
         norm: ``batch``, ``layer`` or ``none``.
@@ -48,12 +76,19 @@ class PSpikeSSM(nn.Module):
         ssm_lr: learning rate of the SSM's A and B (zero weight decay).
         dt_lr: learning rate of dt; None uses the global rate.
         eval_mode: spikes in evaluation: ``sample`` (stochastic) or ``expected`` (p).
+        neuron: ``pspike`` (the model), or a baseline: ``gelu`` (non-spiking S4D/S4),
+            ``binary`` (Binary S4D), ``lif`` (LIF-SSM); ``neuron_args`` its settings.
+        mixer: SpikeMixer activation ``gelu`` / ``relu``, or ``none`` (ablation: no mixer).
+        second_branch: a second SSM branch per layer, mixed 2H → H.
         dual_input: two-document inputs (linked from the data module): both documents are
             encoded by the same blocks and a :class:`RetrievalHead` replaces the decoder.
 
     Inputs: ``inputs`` (B, L) int64 tokens or (B, L, d_input) floats; ``lengths`` (B,) valid
-    steps per sequence, or None. With ``dual_input``: (B, 2, L[, d_input]) and (B, 2).
-    Outputs: logits (B, num_classes).
+    steps per sequence, or None (with ``dual_input``: (B, 2, L[, d_input]) and (B, 2));
+    ``uniforms``: optional, one mapping per block from sampler
+    name to (B, H, L) uniforms (:func:`pspikessm.models.streaming.draw_uniforms`).
+    Outputs: logits (B, num_classes). :mod:`pspikessm.models.streaming` runs the same model
+    one time step at a time.
     """
 
     def __init__(
@@ -77,8 +112,16 @@ class PSpikeSSM(nn.Module):
         dt_lr: float | None = None,
         eval_mode: str = "sample",
         dual_input: bool = False,
+        kernel_args: dict[str, Any] | None = None,
+        neuron: Literal["pspike", "gelu", "binary", "lif"] = "pspike",
+        neuron_args: dict[str, Any] | None = None,
+        mixer: Literal["gelu", "relu", "none"] = "gelu",
+        second_branch: bool = False,
     ) -> None:
         super().__init__()
+        arguments = locals()
+        self.settings = {key: arguments[key] for key in ARCHITECTURE_SETTINGS}
+        self.bidirectional = bidirectional
         self.num_classes = num_classes
         self.dual_input = dual_input
         if vocab_size > 0:
@@ -101,6 +144,11 @@ class PSpikeSSM(nn.Module):
                 ssm_lr=ssm_lr,
                 dt_lr=dt_lr,
                 eval_mode=eval_mode,
+                kernel_args=kernel_args,
+                neuron=neuron,
+                neuron_args=neuron_args,
+                mixer=mixer,
+                second_branch=second_branch,
             )
             for _ in range(n_layers)
         )
@@ -109,20 +157,36 @@ class PSpikeSSM(nn.Module):
             RetrievalHead(d_model, num_classes) if dual_input else nn.Linear(d_model, num_classes)
         )
 
-    def features(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def features(
+        self,
+        inputs: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        uniforms: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """The pooled representation (B, H) of ``inputs``."""
         x = self.encoder(inputs).transpose(1, 2)  # (B H L)
         mask = valid_mask(lengths, x.shape[-1], x.dtype)
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, None if uniforms is None else uniforms[i])
         return masked_mean(self.final_norm(x), mask)
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        uniforms: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         if self.dual_input:
             return self.decoder(*encode_pair(self.features, inputs, lengths))
-        return self.decoder(self.features(inputs, lengths))
+        return self.decoder(self.features(inputs, lengths, uniforms))
 
 
-def spike_samplers(model: nn.Module) -> list[tuple[str, SpikeSampler]]:
-    """Every :class:`SpikeSampler` in ``model`` with its qualified name, in forward order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, SpikeSampler)]
+def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every spike-producing module in ``model`` with its qualified name, in forward order.
+
+    These are :class:`SpikeSampler` (P-SpikeSSM) and the baselines' spiking neurons
+    (:data:`pspikessm.models.neurons.SPIKING_MODULES`); all take ``(x, mask, uniforms)`` and
+    return their spikes, so forward hooks observe every spike tensor. The non-spiking
+    baseline has none.
+    """
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SPIKING_MODULES)]

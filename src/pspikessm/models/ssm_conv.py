@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
+from pspikessm.models.dplr_kernel import DPLRSSMKernel
 from pspikessm.models.fft_conv import (
     fast_fft_size,
     fft_conv,
@@ -13,8 +14,9 @@ from pspikessm.models.fft_conv import (
     spectral_conv,
     two_sided_kernel,
 )
+from pspikessm.models.recurrence import recurrence_of
 
-KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel}
+KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel, "dplr": DPLRSSMKernel}
 
 #: Spectra kept per module in evaluation (one per distinct sequence length).
 SPECTRUM_CACHE_SIZE = 8
@@ -34,9 +36,10 @@ class SSMConvolution(nn.Module):
     Args:
         d_model: number of neurons H.
         d_state: state size N per neuron.
-        kernel: name of the kernel family (``diag``).
+        kernel: name of the kernel family (``diag``: S4D, ``dplr``: S4).
         bidirectional: two-sided kernel (a causal plus an anti-causal kernel per neuron).
-        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, ...).
+        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, and the
+            kernel's own options such as ``shared`` for ``dplr``).
 
     Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
 
@@ -59,9 +62,12 @@ class SSMConvolution(nn.Module):
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
-        self.kernel = kernel_class(kernel)(
-            d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
-        )
+        try:
+            self.kernel = kernel_class(kernel)(
+                d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
+            )
+        except TypeError as error:  # an option of another kernel family (kernel_args)
+            raise ValueError(f"bad options for SSM kernel {kernel!r}: {error}") from None
         self.d = nn.Parameter(torch.randn(d_model))
         self._spectra: dict[tuple, torch.Tensor] = {}
         self._spectra_state: tuple = ()
@@ -129,3 +135,24 @@ class SSMConvolution(nn.Module):
         """:meth:`forward` the plain way: FFT of size 2L, then the skip added separately."""
         y = fft_conv_reference(x, self.conv_kernel(x.shape[-1]))  # (B H L)
         return y + self.d.unsqueeze(-1) * x
+
+    def initial_state(self, batch: int) -> tuple[object, torch.Tensor]:
+        """Step mode: the recurrent form (discretised once, now) and the zero state.
+
+        Two-sided kernels look at future inputs and have no step form: they raise.
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "step mode needs causal SSM kernels, but this model has two-sided kernels "
+                "(bidirectional=True); train it with bidirectional: false to stream it"
+            )
+        recurrence = recurrence_of(self.kernel)
+        return recurrence, recurrence.initial_state(batch)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[object, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[object, torch.Tensor]]:
+        """One time step: ``x`` (B, H, 1) → ``u`` (B, H, 1), as :meth:`forward` at that step."""
+        recurrence, hidden = state
+        y, hidden = recurrence.step(x[..., 0], hidden)  # (B H)
+        return (y + self.d * x[..., 0]).unsqueeze(-1), (recurrence, hidden)

@@ -1,0 +1,126 @@
+"""Leaky integrate-and-fire neuron (the LIF-SSM baseline), iterated over time.
+
+``v[t] = β v[t-1] + I[t]``, ``s[t] = H(v[t] - θ)``, then reset: ``v[t] -= θ s[t]`` (subtract)
+or ``v[t] *= 1 - s[t]`` (zero). The reset is detached from the graph, as snnTorch does. The
+spike's gradient is a surrogate: ``arctan`` (``1 / (1 + (π α x / 2)^2) · α / 2``) or
+``fast_sigmoid`` (``1 / (1 + k |x|)^2``). This is the sequential model P-SpikeSSM replaces:
+the loop over t is written as users write it, one set of tensor operations over (B, H) per
+step, so the benchmark compares against an honest LIF implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SURROGATES = ("arctan", "fast_sigmoid")
+RESETS = ("subtract", "zero")
+
+
+class ArctanSpike(torch.autograd.Function):
+    """``H(x)`` with the arctan surrogate gradient of width ``alpha``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        slope = ctx.alpha / 2 / (1 + (math.pi / 2 * ctx.alpha * x) ** 2)
+        return grad * slope, None
+
+
+class FastSigmoidSpike(torch.autograd.Function):
+    """``H(x)`` with the fast-sigmoid surrogate gradient of slope ``alpha``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad / (1 + ctx.alpha * x.abs()) ** 2, None
+
+
+class LIFNeuron(nn.Module):
+    """LIF spikes from an input current, one time step after the other.
+
+    Args:
+        beta: membrane leak per step (0 < β ≤ 1).
+        threshold: firing threshold θ.
+        reset: ``subtract`` (θ is removed after a spike) or ``zero``.
+        surrogate: ``arctan`` or ``fast_sigmoid``.
+        alpha: surrogate width (arctan, default 2) or slope (fast sigmoid, 25 is snnTorch's).
+
+    Inputs: ``current`` (B, H, L); optional ``mask`` broadcastable to it (0 at padding);
+    ``uniforms`` is accepted for interface parity with :class:`SpikeSampler` and ignored.
+    Outputs: spikes (B, H, L), 0.0 or 1.0.
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.9,
+        threshold: float = 1.0,
+        reset: str = "subtract",
+        surrogate: str = "arctan",
+        alpha: float | None = None,
+    ) -> None:
+        super().__init__()
+        if surrogate not in SURROGATES:
+            raise ValueError(f"unknown LIF surrogate {surrogate!r}; expected one of {SURROGATES}")
+        if reset not in RESETS:
+            raise ValueError(f"unknown LIF reset {reset!r}; expected one of {RESETS}")
+        self.beta, self.threshold, self.reset, self.surrogate = beta, threshold, reset, surrogate
+        self.alpha = alpha if alpha is not None else (2.0 if surrogate == "arctan" else 25.0)
+        self._spike = ArctanSpike if surrogate == "arctan" else FastSigmoidSpike
+
+    def initial_state(self, like: torch.Tensor) -> torch.Tensor:
+        """Membrane ``v`` (B, H) at rest, for currents shaped like ``like`` (B, H, ...)."""
+        return like.new_zeros(like.shape[:2])
+
+    def step(
+        self, current: torch.Tensor, membrane: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: ``current`` (B, H), ``membrane`` (B, H) → spikes (B, H), new membrane."""
+        membrane = self.beta * membrane + current
+        spikes = self._spike.apply(membrane - self.threshold, self.alpha)
+        fired = spikes.detach()
+        if self.reset == "subtract":
+            membrane = membrane - self.threshold * fired
+        else:
+            membrane = membrane * (1 - fired)
+        return spikes, membrane
+
+    def forward(
+        self,
+        current: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
+        state: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Spikes for ``current`` (B, H, L). With ``state`` (step mode), the membrane starts
+        from ``state["membrane"]`` (rest if absent) and the final one is written back."""
+        membrane = state.get("membrane") if state is not None else None
+        membrane = self.initial_state(current) if membrane is None else membrane
+        spikes = []
+        for t in range(current.shape[-1]):
+            s, membrane = self.step(current[..., t], membrane)
+            spikes.append(s)
+        if state is not None:
+            state["membrane"] = membrane
+        out = torch.stack(spikes, dim=-1)  # (B H L)
+        return out if mask is None else out * mask
+
+    def extra_repr(self) -> str:
+        return (
+            f"beta={self.beta}, threshold={self.threshold}, reset={self.reset!r}, "
+            f"surrogate={self.surrogate!r}, alpha={self.alpha}"
+        )

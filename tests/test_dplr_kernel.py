@@ -1,0 +1,103 @@
+"""The S4 (DPLR) kernel against the dense state space it stands for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pspikessm.models.dplr_kernel import DPLRSSMKernel
+from pspikessm.models.hippo import legs_nplr, legs_transition
+from pspikessm.models.ssm_conv import SSMConvolution, kernel_class
+
+
+def perturbed_kernel(shared: bool, channels: int = 2) -> DPLRSSMKernel:
+    """A float64 DPLR kernel moved away from its init, so p and B matter in the check."""
+    torch.manual_seed(0)
+    kernel = DPLRSSMKernel(3, 8, channels=channels, shared=shared, dt_min=0.01, dt_max=0.5)
+    kernel = kernel.double()
+    with torch.no_grad():
+        for parameter in (kernel.p, kernel.b, kernel.w_imag):
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return kernel
+
+
+def dense_impulse_response(kernel: DPLRSSMKernel, length: int) -> torch.Tensor:
+    """``K[l] = C Ā^l B̄`` (C, H, L) by iterating the dense bilinear system built here."""
+    dt, a, b, c = kernel.dense()  # (H) (H N N) (H N) (C H N)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype)
+    half = (dt / 2).view(-1, 1, 1)
+    a_bar = torch.linalg.inv(eye - half * a) @ (eye + half * a)
+    state = (torch.linalg.inv(eye - half * a) @ (dt.view(-1, 1) * b).unsqueeze(-1))[..., 0]
+    out = []
+    for _ in range(length):
+        out.append(torch.einsum("chn,hn->ch", c, state).real)
+        state = torch.einsum("hnm,hm->hn", a_bar, state)
+    return torch.stack(out, dim=-1)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("length", [33, 64])
+def test_dplr_kernel_equals_dense_recurrence(shared: bool, length: int) -> None:
+    kernel = perturbed_kernel(shared)
+    with torch.no_grad():
+        fast = kernel(length)
+        reference = dense_impulse_response(kernel, length)
+    assert fast.shape == (2, 3, length)
+    assert reference.abs().max() > 0.1  # a non-trivial kernel
+    torch.testing.assert_close(fast, reference, atol=1e-6, rtol=0)
+
+
+def test_shared_and_per_neuron_parameters() -> None:
+    shared, per_neuron = DPLRSSMKernel(5, 8), DPLRSSMKernel(5, 8, shared=False)
+    assert shared.p.shape == (1, 4, 2) and per_neuron.p.shape == (5, 4, 2)
+    assert shared.c.shape == per_neuron.c.shape == (1, 5, 4, 2)  # C per neuron in both
+    assert shared.log_dt.shape == (5,)
+
+
+def test_nplr_reconstructs_hippo_legs() -> None:
+    """In float64, ``V (diag(w) - p p*) V*`` over both conjugate halves is LegS's A exactly,
+    and the normal part's eigenvalues lie on Re = -1/2 in conjugate pairs."""
+    n = 8
+    nplr = legs_nplr(n)
+    v = torch.cat([nplr.v, nplr.v.conj()], dim=-1)  # (N N) unitary
+    w = torch.cat([nplr.w, nplr.w.conj()])
+    p = torch.cat([nplr.p, nplr.p.conj()])
+    a = v @ (torch.diag(w) - p.unsqueeze(-1) * p.conj().unsqueeze(0)) @ v.conj().T
+    torch.testing.assert_close(a.real, legs_transition(n)[0], atol=1e-10, rtol=0)
+    assert a.imag.abs().max() < 1e-10
+    torch.testing.assert_close(nplr.w.real, torch.full((n // 2,), -0.5, dtype=torch.float64))
+
+
+def test_initial_state_matrix_has_legs_eigenvalues() -> None:
+    """LegS's A is lower triangular with diagonal -(n+1): eigenvalues -1, ..., -N. The kernel
+    stores its init in float32 and LegS's A is far from normal, so the eigenvalues of the
+    stored matrix match to 1e-2 relative (float64 storage gives 1e-10: the test above)."""
+    n = 8
+    _, a, _, _ = DPLRSSMKernel(2, n).double().dense()
+    eigenvalues = torch.linalg.eigvals(a[0])
+    expected = -torch.arange(1, n + 1, dtype=torch.float64)
+    assert eigenvalues.imag.abs().max() < 1e-2
+    torch.testing.assert_close(eigenvalues.real.sort().values, expected.flip(0), rtol=1e-2, atol=0)
+
+
+def test_float32_kernel_is_close_to_float64_at_long_length() -> None:
+    kernel = DPLRSSMKernel(4, 16, dt_min=1e-3, dt_max=1e-1)
+    with torch.no_grad():
+        single = kernel(2048)
+        double = kernel.double()(2048)
+    assert (single.double() - double).abs().max() < 1e-3 * double.abs().max()
+
+
+def test_dplr_gradients_reach_every_parameter() -> None:
+    conv = SSMConvolution(4, 8, kernel="dplr", bidirectional=True, shared=False)
+    conv(torch.rand(2, 4, 16)).square().sum().backward()
+    for name, parameter in conv.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_unknown_kernel_and_init_are_named() -> None:
+    with pytest.raises(ValueError, match=r"'s5'.*\['diag', 'dplr'\]"):
+        kernel_class("s5")
+    with pytest.raises(ValueError, match="unknown DPLR SSM init 'lin'"):
+        DPLRSSMKernel(4, 8, init="lin")
