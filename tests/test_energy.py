@@ -85,7 +85,10 @@ class RealValued(torch.nn.Module):
     """A non-spiking neuron kind in the output slot: feeds real values to the SpikeMixer."""
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return x if mask is None else x * mask
 

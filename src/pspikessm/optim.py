@@ -21,9 +21,7 @@ def tag_optim(parameter: nn.Parameter, **settings: float) -> nn.Parameter:
     return parameter
 
 
-def parameter_groups(
-    model: nn.Module, lr: float, weight_decay: float
-) -> list[dict[str, object]]:
+def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, object]]:
     """Group ``model``'s trainable parameters by their optimizer tags.
 
     Untagged parameters form the first group with the global ``lr`` and ``weight_decay``;
@@ -39,9 +37,7 @@ def parameter_groups(
             default.append(parameter)
         else:
             tagged.setdefault(tuple(sorted(settings.items())), []).append(parameter)
-    groups: list[dict[str, object]] = [
-        {"params": default, "lr": lr, "weight_decay": weight_decay}
-    ]
+    groups: list[dict[str, object]] = [{"params": default, "lr": lr, "weight_decay": weight_decay}]
     for key, params in tagged.items():
         group: dict[str, object] = {"params": params, "lr": lr, "weight_decay": weight_decay}
         group.update(dict(key))

@@ -37,7 +37,9 @@ ARCHITECTURE_SETTINGS = (
 )
 
 
-def valid_mask(lengths: torch.Tensor | None, length: int, dtype: torch.dtype) -> torch.Tensor | None:
+def valid_mask(
+    lengths: torch.Tensor | None, length: int, dtype: torch.dtype
+) -> torch.Tensor | None:
     """(B, 1, L) with 1 at steps ``t < lengths[b]``, or None when every step is valid."""
     if lengths is None:
         return None
