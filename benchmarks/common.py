@@ -21,6 +21,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 # This checkout's package wins over any installed copy.
 sys.path.insert(0, str(HERE.parent / "src"))
+from pspikessm.cpu_memory import keep_freed_memory  # noqa: E402
+
+# As the CLI does: measure what a training run gets.
+keep_freed_memory()
 RESULTS_MD = HERE / "RESULTS.md"
 RESULTS_DIR = HERE / "results"
 

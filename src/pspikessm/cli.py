@@ -26,6 +26,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
+from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
@@ -152,6 +153,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    keep_freed_memory()
     # The package logs through `logging`; a command line shows its INFO lines.
     package_log = logging.getLogger("pspikessm")
     if not package_log.handlers:
