@@ -1,8 +1,9 @@
 """Where spikes come from: finding spike-producing modules and counting their spikes exactly.
 
-A module is a *spike source* when it is a :class:`SpikeSampler` or carries the class attribute
-``emits_spikes = True``. Other neuron kinds (binary, LIF, ...) opt in with that attribute and
-keep the sampler's calling convention, which the monitors rely on:
+A module is a *spike source* when its class carries ``emits_spikes = True``
+(:func:`pspikessm.models.backbone.is_spike_source`: SpikeSampler and the baselines' binary and
+LIF neurons do; other neuron kinds opt in the same way) and keeps the sampler's calling
+convention, which the monitors rely on:
 
 - ``forward(x, mask=None, ...)``: ``mask`` (B, 1, L) with 1 at valid steps (second positional
   argument or keyword), or None when every step is valid;
@@ -20,12 +21,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.spike_sampler import SpikeSampler
-
-
-def is_spike_source(module: nn.Module) -> bool:
-    """True for a :class:`SpikeSampler` or any module with ``emits_spikes = True``."""
-    return isinstance(module, SpikeSampler) or bool(getattr(module, "emits_spikes", False))
+from pspikessm.models.backbone import is_spike_source
 
 
 def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -1,6 +1,6 @@
 """P-SpikeSSM model components. Tensors inside blocks are laid out (B, H, L)."""
 
-from pspikessm.models.backbone import PSpikeSSM, spike_samplers
+from pspikessm.models.backbone import PSpikeSSM, is_spike_source, spike_samplers
 from pspikessm.models.binary_neuron import HeavisideSpike
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.clamp_fuse import ClampFuse
@@ -22,5 +22,6 @@ __all__ = [
     "SSMConvolution",
     "SpikeMixer",
     "SpikeSampler",
+    "is_spike_source",
     "spike_samplers",
 ]

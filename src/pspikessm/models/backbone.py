@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from pspikessm.models.block import PSpikeSSMBlock
-from pspikessm.models.neurons import SPIKING_MODULES
 from pspikessm.models.norms import make_norm
 from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
 
@@ -183,12 +182,19 @@ class PSpikeSSM(nn.Module):
         return self.decoder(self.features(inputs, lengths, uniforms))
 
 
+def is_spike_source(module: nn.Module) -> bool:
+    """True when ``module``'s outputs are spikes: its class sets ``emits_spikes = True``.
+
+    :class:`SpikeSampler` (P-SpikeSSM) and the baselines' spiking neurons do; a neuron kind of
+    your own opts in the same way, keeping the calling convention ``module(x, mask, uniforms)``
+    → (B, H, L) spikes, zero at padded steps.
+    """
+    return bool(getattr(module, "emits_spikes", False))
+
+
 def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every spike-producing module in ``model`` with its qualified name, in forward order.
 
-    These are :class:`SpikeSampler` (P-SpikeSSM) and the baselines' spiking neurons
-    (:data:`pspikessm.models.neurons.SPIKING_MODULES`); all take ``(x, mask, uniforms)`` and
-    return their spikes, so forward hooks observe every spike tensor. The non-spiking
-    baseline has none.
+    Forward hooks on them observe every spike tensor; the non-spiking baseline has none.
     """
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, SPIKING_MODULES)]
+    return [(name, m) for name, m in model.named_modules() if is_spike_source(m)]

@@ -65,6 +65,8 @@ class LIFNeuron(nn.Module):
     Outputs: spikes (B, H, L), 0.0 or 1.0.
     """
 
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+
     def __init__(
         self,
         beta: float = 0.9,

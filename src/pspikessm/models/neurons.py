@@ -10,7 +10,7 @@ spikes at ClampFuse's entry and the output spikes after the SSM):
   (Binary S4D);
 - ``lif``: :class:`LIFNeuron`, leaky integrate-and-fire iterated over time (LIF-SSM).
 
-Every spike-producing module is an instance of one of :data:`SPIKING_MODULES`; that is how
+Every spike-producing class sets ``emits_spikes = True``; that is how
 :func:`pspikessm.models.spike_samplers` (and the callbacks built on it) find them.
 """
 
@@ -26,9 +26,6 @@ from pspikessm.models.lif_neuron import LIFNeuron
 from pspikessm.models.spike_sampler import SpikeSampler
 
 NEURONS = ("pspike", "gelu", "binary", "lif")
-
-#: Modules whose outputs are spikes (0/1); ``spike_samplers`` lists instances of these.
-SPIKING_MODULES: tuple[type[nn.Module], ...] = (SpikeSampler, HeavisideSpike, LIFNeuron)
 
 
 class RealValued(nn.Module):

@@ -71,6 +71,8 @@ class SpikeSampler(nn.Module):
     when no hook is registered.
     """
 
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+
     def __init__(self, eval_mode: str = "sample") -> None:
         super().__init__()
         self.eval_mode = eval_mode
