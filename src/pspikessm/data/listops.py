@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from pspikessm.data.base import SPLITS, SequenceDataModule
+from pspikessm.data.base import SPLITS
 from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.listops_generator import HEADER, ListOpsGeneratorConfig, write_listops
+from pspikessm.data.tokens import TokenDataModule
 from pspikessm.data.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def read_rows(path: Path) -> list[tuple[list[str], int]]:
     return rows
 
 
-class ListOpsDataModule(SequenceDataModule):
+class ListOpsDataModule(TokenDataModule):
     """ListOps: bracketed MIN/MAX/MED/SM expressions over digits, 10 classes.
 
     Reads ``basic_{train,val,test}.tsv`` from ``data_dir`` or from ``data_dir/listops-1000``
@@ -151,14 +152,6 @@ class ListOpsDataModule(SequenceDataModule):
                 )
             cache[split] = PackedSequences.from_list(sequences, targets).state()
         return cache
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.preprocessed()["vocabulary"])
-
-    @property
-    def vocab_size(self) -> int:  # type: ignore[override]
-        return len(self.vocabulary)
 
     def load_split(self, split: str) -> PackedSequences:
         return PackedSequences(**self.preprocessed()[split])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collate
 from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error, release_root
 from pspikessm.data.text import char_table, encode_chars
+from pspikessm.data.tokens import TokenDataModule
 from pspikessm.data.vocabulary import Vocabulary
 
 RELEASE_SUBDIR = "tsv_data"
@@ -42,7 +42,7 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
     return rows
 
 
-class RetrievalDataModule(SequenceDataModule):
+class RetrievalDataModule(TokenDataModule):
     """AAN document matching: pairs of character sequences, 2 classes.
 
     Reads ``new_aan_pairs.{train,eval,test}.tsv`` from ``data_dir``, ``data_dir/tsv_data``
@@ -141,14 +141,6 @@ class RetrievalDataModule(SequenceDataModule):
                 ]
                 cache[f"{split}_{side}"] = PackedSequences.from_list(sequences, labels).state()
         return cache
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.preprocessed()["vocabulary"])
-
-    @property
-    def vocab_size(self) -> int:  # type: ignore[override]
-        return len(self.vocabulary)
 
     def load_split(self, split: str) -> PackedPairs:
         cache = self.preprocessed()

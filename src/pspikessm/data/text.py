@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.dense import seeded_split
 from pspikessm.data.download import IMDB, fetch, missing_files_error
+from pspikessm.data.tokens import TokenDataModule
 from pspikessm.data.vocabulary import UNK, Vocabulary
 
 CLASSES = ("neg", "pos")
@@ -72,7 +72,7 @@ def _decode(data: bytes, name: object) -> str:
         raise ValueError(f"{name}: not UTF-8 text ({error})") from error
 
 
-class IMDBDataModule(SequenceDataModule):
+class IMDBDataModule(TokenDataModule):
     """IMDB reviews as character sequences, 2 classes (neg = 0, pos = 1).
 
     Reads ``data_dir/aclImdb/{train,test}/{neg,pos}/*.txt`` or, when the folder is absent,
@@ -172,14 +172,6 @@ class IMDBDataModule(SequenceDataModule):
             )
             cache[split] = PackedSequences.from_list(sequences, [y for *_, y in rows]).state()
         return cache
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.preprocessed()["vocabulary"])
-
-    @property
-    def vocab_size(self) -> int:  # type: ignore[override]
-        return len(self.vocabulary)
 
     def load_split(self, split: str) -> PackedSequences:
         cache = self.preprocessed()
