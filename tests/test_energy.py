@@ -13,6 +13,7 @@ from pspikessm.callbacks.energy import EnergyEstimate, format_table
 from pspikessm.callbacks.energy_counts import fft_conv_macs
 from pspikessm.data.collate import pad_collate
 from pspikessm.models import PSpikeSSM
+from pspikessm.models.neurons import RealValued
 from pspikessm.module import SequenceClassifier
 
 
@@ -79,18 +80,6 @@ def test_energy_counts_of_a_tiny_network_by_hand():
     assert metrics["energy/saving"] == pytest.approx(dense_nj / total_nj, rel=1e-6)
     assert [row["row"] for row in energy.table] == ["encoder", "layer0", "head", "total"]
     assert "layer0" in format_table(energy.table)
-
-
-class RealValued(torch.nn.Module):
-    """A non-spiking neuron kind in the output slot: feeds real values to the SpikeMixer."""
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        uniforms: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return x if mask is None else x * mask
 
 
 def test_a_non_spiking_neuron_makes_its_consumer_cost_macs():
