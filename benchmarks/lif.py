@@ -2,9 +2,12 @@
 
 The two blocks are identical (diagonal SSM kernel, SpikeMixer, BatchNorm) except for the
 neuron: P-SpikeSSM draws all spikes at once, LIF-SSM integrates and fires step by step over
-time (the loop as users write it: tensor operations over (B, H) per step). Prints one
-``name=value`` line per measurement: milliseconds per forward+backward and the ratio
-``lif_speedup_L<L>`` (LIF time / P-SpikeSSM time).
+time (tensor operations over (B, H) per step). Two LIF loops are timed: the package's
+``LIFNeuron``, which walks the steps with ``unbind``, and the loop most users write, which
+indexes ``current[..., t]``: each indexing op's backward writes a full-size (B, H, L) gradient,
+so its backward is quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints
+one ``name=value`` line per measurement: milliseconds per forward+backward and the ratios
+``lif_speedup_L<L>`` and ``lif_indexed_speedup_L<L>`` (LIF time / P-SpikeSSM time).
 
     python benchmarks/lif.py                              # H=128, N=64, batch 8, all lengths
     python benchmarks/lif.py --lengths 256 1024 --repeats 5 --device cuda
@@ -22,7 +25,29 @@ import time
 
 import torch
 
+from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.models.block import PSpikeSSMBlock
+from pspikessm.models.lif_neuron import LIFNeuron
+
+
+class IndexedLIF(LIFNeuron):
+    """:class:`LIFNeuron` with the per-step indexing most hand-written loops use."""
+
+    def forward(self, current, mask=None, uniforms=None, state=None):
+        membrane = self.initial_state(current)
+        spikes = []
+        for t in range(current.shape[-1]):
+            s, membrane = self.step(current[..., t], membrane)
+            spikes.append(s)
+        out = torch.stack(spikes, dim=-1)  # (B H L)
+        return out if mask is None else out * mask
+
+
+def indexed_lif_block(d_model: int, d_state: int) -> PSpikeSSMBlock:
+    block = PSpikeSSMBlock(d_model, d_state, neuron="lif")
+    block.fuse.input_spikes = IndexedLIF()
+    block.output_spikes = IndexedLIF()
+    return block
 
 
 def sync(device: torch.device) -> None:
@@ -51,11 +76,18 @@ def main() -> None:
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--indexed-max-length",
+        type=int,
+        default=4096,
+        help="longest L for the indexed LIF loop (its backward is quadratic in L)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: torch's choice)"
     )
     args = parser.parse_args()
+    keep_freed_memory()  # as the CLI does
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -64,6 +96,7 @@ def main() -> None:
         neuron: PSpikeSSMBlock(args.d_model, args.d_state, neuron=neuron).to(device)
         for neuron in ("pspike", "lif")
     }
+    blocks["lif_indexed"] = indexed_lif_block(args.d_model, args.d_state).to(device)
     print(f"device={torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     print(f"cpu_threads={torch.get_num_threads()}")
     print(f"cpu_count={os.cpu_count()}")
@@ -74,10 +107,12 @@ def main() -> None:
     print(f"d_state={args.d_state}")
     for length in args.lengths:
         x = torch.randn(args.batch, args.d_model, length, device=device)
-        ms = {name: time_block(block, x, args.repeats) for name, block in blocks.items()}
+        names = [n for n in blocks if n != "lif_indexed" or length <= args.indexed_max_length]
+        ms = {name: time_block(blocks[name], x, args.repeats) for name in names}
         print(f"pspike_ms_L{length}={ms['pspike']:.2f}", flush=True)
-        print(f"lif_ms_L{length}={ms['lif']:.2f}", flush=True)
-        print(f"lif_speedup_L{length}={ms['lif'] / ms['pspike']:.1f}", flush=True)
+        for name in names[1:]:
+            print(f"{name}_ms_L{length}={ms[name]:.2f}", flush=True)
+            print(f"{name}_speedup_L{length}={ms[name] / ms['pspike']:.1f}", flush=True)
 
 
 if __name__ == "__main__":

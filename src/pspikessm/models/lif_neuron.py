@@ -113,8 +113,10 @@ class LIFNeuron(nn.Module):
         membrane = state.get("membrane") if state is not None else None
         membrane = self.initial_state(current) if membrane is None else membrane
         spikes = []
-        for t in range(current.shape[-1]):
-            s, membrane = self.step(current[..., t], membrane)
+        # unbind, not current[..., t]: each indexing op's backward would write a full-size
+        # (B, H, L) gradient, making backward quadratic in L; unbind's backward stacks once.
+        for current_t in current.unbind(-1):
+            s, membrane = self.step(current_t, membrane)
             spikes.append(s)
         if state is not None:
             state["membrane"] = membrane
