@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from pspikessm.callbacks.energy import EnergyEstimate, format_table
 from pspikessm.callbacks.energy_counts import fft_conv_macs
-from pspikessm.data.collate import pad_collate
+from pspikessm.data.collate import pad_collate, pad_pair_collate
 from pspikessm.models import PSpikeSSM
 from pspikessm.models.neurons import RealValued
 from pspikessm.module import SequenceClassifier
@@ -103,3 +103,23 @@ def test_a_non_spiking_neuron_makes_its_consumer_cost_macs():
     mixer_macs = width * width * steps / sequences
     assert after["energy/layer0/mac"] == pytest.approx(before["energy/layer0/mac"] + mixer_macs)
     assert after["energy/layer0/dense_mac"] == pytest.approx(before["energy/layer0/dense_mac"])
+
+
+def test_pair_tasks_count_the_retrieval_head_once_per_pair():
+    torch.manual_seed(0)
+    width, classes = 8, 2
+    backbone = PSpikeSSM(
+        num_classes=classes, vocab_size=11, d_model=width, d_state=4, n_layers=1, dual_input=True
+    )
+    model = SequenceClassifier(backbone, num_classes=classes)
+    pairs = [
+        ((torch.randint(3, 11, (5,)), torch.randint(3, 11, (4,))), 1),
+        ((torch.randint(3, 11, (3,)), torch.randint(3, 11, (6,))), 0),
+    ]
+    loader = DataLoader(pairs, batch_size=2, collate_fn=pad_pair_collate)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[EnergyEstimate()], enable_progress_bar=False
+    )
+    (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
+    # Post-norm (no final norm); the MLP on [u, v, u·v, u−v]: 4H → H → classes, per pair.
+    assert metrics["energy/head/mac"] == pytest.approx(4 * width * width + width * classes)

@@ -99,13 +99,12 @@ class EnergyEstimate(L.Callback):
         def hook(module, args, kwargs, output) -> None:
             if not self._active:
                 return
-            inputs = args[0] if args else kwargs["inputs"]
-            lengths = _lengths(inputs, args[1] if len(args) > 1 else kwargs.get("lengths"))
+            lengths = _batch_lengths(args, kwargs)
             encoder = backbone.encoder
             per_step = encoder.in_features * encoder.out_features if _is_linear(encoder) else 0
             macs = per_step * float(lengths.sum())
             self._counts.update(index, mac=macs, dense_mac=macs)
-            self._counts.add_sequences(lengths.numel())
+            self._counts.add_sequences(lengths.shape[0])  # examples (a pair counts once)
 
         return hook
 
@@ -113,12 +112,15 @@ class EnergyEstimate(L.Callback):
         def hook(module, args, kwargs, output) -> None:
             if not self._active:
                 return
-            inputs = args[0] if args else kwargs["inputs"]
-            lengths = _lengths(inputs, args[1] if len(args) > 1 else kwargs.get("lengths"))
-            decoder = backbone.decoder
-            width = decoder.in_features
+            lengths = _batch_lengths(args, kwargs)
+            encoder = backbone.encoder
+            width = encoder.out_features if _is_linear(encoder) else encoder.embedding_dim
             macs = norm_macs_per_step(backbone.final_norm, width) * float(lengths.sum())
-            macs += width * decoder.out_features * lengths.numel()
+            # The decoder (a Linear, or the retrieval MLP) runs once per example.
+            per_example = sum(
+                m.in_features * m.out_features for m in backbone.decoder.modules() if _is_linear(m)
+            )
+            macs += per_example * lengths.shape[0]
             self._counts.update(index, mac=macs, dense_mac=macs)
 
         return hook
@@ -248,8 +250,11 @@ def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear)
 
 
-def _lengths(inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Valid steps per sequence (B,) on the CPU."""
+def _batch_lengths(args: tuple, kwargs: dict) -> torch.Tensor:
+    """Valid steps of a backbone call ``(inputs, lengths)``, on the CPU: (B,), or (B, 2) for
+    pairs of documents."""
+    inputs = args[0] if args else kwargs["inputs"]
+    lengths = args[1] if len(args) > 1 else kwargs.get("lengths")
     if lengths is None:
         return torch.full((inputs.shape[0],), inputs.shape[1])
     return lengths.detach().cpu()
