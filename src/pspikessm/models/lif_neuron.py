@@ -15,39 +15,35 @@ import math
 import torch
 from torch import nn
 
-SURROGATES = ("arctan", "fast_sigmoid")
 RESETS = ("subtract", "zero")
 
 
-class ArctanSpike(torch.autograd.Function):
-    """``H(x)`` with the arctan surrogate gradient of width ``alpha``."""
+def arctan_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """d/dx of ``arctan(π α x / 2) / π + 1/2``: the arctan surrogate of width ``alpha``."""
+    return alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2)
+
+
+def fast_sigmoid_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``1 / (1 + α|x|)²``: the fast-sigmoid surrogate of slope ``alpha``."""
+    return 1 / (1 + alpha * x.abs()) ** 2
+
+
+SURROGATE_SLOPES = {"arctan": arctan_slope, "fast_sigmoid": fast_sigmoid_slope}
+
+
+class SurrogateSpike(torch.autograd.Function):
+    """Forward: the Heaviside step ``1[x > 0]``. Backward: ``slope(x, alpha)``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, alpha: float, slope) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.alpha, ctx.slope = alpha, slope
         return (x > 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        slope = ctx.alpha / 2 / (1 + (math.pi / 2 * ctx.alpha * x) ** 2)
-        return grad * slope, None
-
-
-class FastSigmoidSpike(torch.autograd.Function):
-    """``H(x)`` with the fast-sigmoid surrogate gradient of slope ``alpha``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        return grad / (1 + ctx.alpha * x.abs()) ** 2, None
+        return grad * ctx.slope(x, ctx.alpha), None, None
 
 
 class LIFNeuron(nn.Module):
@@ -76,13 +72,15 @@ class LIFNeuron(nn.Module):
         alpha: float | None = None,
     ) -> None:
         super().__init__()
-        if surrogate not in SURROGATES:
-            raise ValueError(f"unknown LIF surrogate {surrogate!r}; expected one of {SURROGATES}")
+        if surrogate not in SURROGATE_SLOPES:
+            raise ValueError(
+                f"unknown LIF surrogate {surrogate!r}; expected one of {sorted(SURROGATE_SLOPES)}"
+            )
         if reset not in RESETS:
             raise ValueError(f"unknown LIF reset {reset!r}; expected one of {RESETS}")
         self.beta, self.threshold, self.reset, self.surrogate = beta, threshold, reset, surrogate
         self.alpha = alpha if alpha is not None else (2.0 if surrogate == "arctan" else 25.0)
-        self._spike = ArctanSpike if surrogate == "arctan" else FastSigmoidSpike
+        self._slope = SURROGATE_SLOPES[surrogate]
 
     def initial_state(self, like: torch.Tensor) -> torch.Tensor:
         """Membrane ``v`` (B, H) at rest, for currents shaped like ``like`` (B, H, ...)."""
@@ -93,7 +91,7 @@ class LIFNeuron(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: ``current`` (B, H), ``membrane`` (B, H) → spikes (B, H), new membrane."""
         membrane = self.beta * membrane + current
-        spikes = self._spike.apply(membrane - self.threshold, self.alpha)
+        spikes = SurrogateSpike.apply(membrane - self.threshold, self.alpha, self._slope)
         fired = spikes.detach()
         if self.reset == "subtract":
             membrane = membrane - self.threshold * fired
