@@ -1,0 +1,197 @@
+"""Learning curves of the authors' ListOps model and this project's, on the same data and steps.
+
+    pip install einops omegaconf          # the authors' code needs them (not this package)
+    python benchmarks/parity.py --authors /path/to/PSpikeSSMs                 # seed 0, 1000 steps
+    python benchmarks/parity.py --authors PATH --seeds 0 1 2 --jobs 2
+    python benchmarks/parity.py --authors PATH --steps 3000 --warmup 300 --eval-every 500
+    python benchmarks/parity.py --authors PATH --sides ours \\
+        --ours-config configs/model/dplr.yaml --ours-config configs/model/second_branch.yaml
+    python benchmarks/parity.py --authors PATH --authors-ablation mask_bn     # see --help
+
+Both models train on a generated ListOps set (LRA grammar, lengths 20-200, depth up to 6,
+written to ``--data-dir`` on first use) with identical batches of 32 in identical order per
+seed, AdamW at lr 8e-4 and weight decay 0.01 with each model's own SSM groups, 100 warm-up
+steps and a cosine to zero at ``--steps``. The authors' side is their code from ``--authors``
+(their ``SequenceModel``, optimiser groups, schedule formula and pure-torch Cauchy kernel; the
+kernel length ``--authors-l-max`` defaults to the data's longest sequence, which leaves their
+kernel unchanged but not their parameterisation of C: see ``RESULTS.md``). This project's side
+is ``configs/lra/listops.yaml`` (plus ``--ours-config`` overlays and ``--ours-arg`` overrides)
+through the CLI. Every ``--eval-every`` steps both report the accuracy on the 2000 held-back
+validation sequences (evaluation mode, spikes sampled with a fixed seed).
+
+Prints ``name=value`` lines: ``<side>.seed<s>.step<n>.val_acc`` (and ``train_loss``), the means
+over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours). Each
+(side, seed) trains in its own process with one torch thread, ``--jobs`` at a time. Without
+``--authors`` (or with a path that is not a checkout) it prints why and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from authors_model import MODEL_FILE, import_authors
+from common import emit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def authors_or_skip(path: Path | None):
+    """The authors' imported classes, or a message and exit 0 when there is no checkout."""
+    if path is None or not (path / MODEL_FILE).is_file():
+        where = "no --authors given" if path is None else f"{path / MODEL_FILE} not found"
+        print(f"skipped: {where}; pass --authors PATH, a checkout of NeuroCompLab-psu/PSpikeSSMs")
+        sys.exit(0)
+    try:
+        return import_authors(path)
+    except ModuleNotFoundError as error:
+        print(f"skipped: {error}")
+        sys.exit(0)
+
+
+def run_job(job: dict) -> dict:
+    """One (side, seed) training run in a fresh process; returns its curve."""
+    import torch
+
+    torch.set_num_threads(1)
+    from parity_ablations import apply_ablations, authors_overrides
+    from parity_setup import ParityData, Schedule, authors_side, ours_side, train_curve
+
+    data = ParityData(Path(job["data_dir"]))
+    schedule = Schedule(steps=job["steps"], warmup=job["warmup"])
+    if job["side"] == "authors":
+        authors = import_authors(job["authors"])
+        overrides = authors_overrides(job["ablations"])
+        side = authors_side(
+            data,
+            authors,
+            job["seed"],
+            schedule,
+            l_max=job["l_max"],
+            device=job["device"],
+            **overrides,
+        )
+    else:
+        side = ours_side(
+            Path(job["data_dir"]),
+            job["seed"],
+            schedule,
+            job["configs"],
+            job["args"],
+            job["device"],
+        )
+    side = apply_ablations(side, job["ablations"], data.checks()["data_longest_sequence"])
+    return {
+        **job,
+        "curve": train_curve(side, data, job["seed"], schedule, job["eval_every"]),
+        "checks": data.checks(),
+    }
+
+
+def report(results: list[dict]) -> dict[str, float]:
+    """``name=value`` numbers: per run, means over seeds, and authors minus ours."""
+    lines: dict[str, object] = {}
+    means: dict[str, dict[int, list[float]]] = {}
+    for result in results:
+        curve, label = result["curve"], result["label"]
+        for step, acc, loss in zip(
+            curve["step"], curve["val_acc"], curve["train_loss"], strict=True
+        ):
+            lines[f"{label}.seed{result['seed']}.step{step}.val_acc"] = acc
+            lines[f"{label}.seed{result['seed']}.step{step}.train_loss"] = loss
+            means.setdefault(label, {}).setdefault(step, []).append(acc)
+        lines[f"{label}.seed{result['seed']}.s_per_step"] = curve["seconds"][-1] / curve["step"][-1]
+    for label, steps in means.items():
+        for step, accs in steps.items():
+            lines[f"{label}.mean.step{step}.val_acc"] = sum(accs) / len(accs)
+    labels = list(means)
+    if len(labels) == 2:
+        for step in means[labels[0]]:
+            if step in means[labels[1]]:
+                a, b = (lines[f"{label}.mean.step{step}.val_acc"] for label in labels)
+                lines[f"diff.mean.step{step}.val_acc"] = a - b
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--authors", type=Path, help="checkout of NeuroCompLab-psu/PSpikeSSMs")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "parity-listops")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--jobs", type=int, default=2, help="training processes at once")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (every job on it)")
+    parser.add_argument(
+        "--sides", nargs="+", default=["authors", "ours"], choices=["authors", "ours"]
+    )
+    parser.add_argument(
+        "--authors-l-max",
+        type=int,
+        default=0,
+        help="their kernel length; 0: the data's longest sequence",
+    )
+    parser.add_argument("--authors-ablation", action="append", default=[])
+    parser.add_argument("--ours-config", action="append", default=[], help="overlay YAML")
+    parser.add_argument("--ours-arg", action="append", default=[], help="CLI override")
+    parser.add_argument("--ours-ablation", action="append", default=[])
+    parser.add_argument("--json", type=Path, help="also write every curve to this file")
+    args = parser.parse_args(argv)
+    authors_or_skip(args.authors)
+    from parity_ablations import describe
+    from parity_setup import ParityData
+
+    checks = ParityData(args.data_dir).checks()  # generates the data once, before the workers
+    emit(checks)
+    emit(describe(args.authors_ablation, args.ours_ablation))
+    common = {
+        "data_dir": str(args.data_dir),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "eval_every": args.eval_every,
+        "device": args.device,
+    }
+    jobs = []
+    for seed in args.seeds:
+        if "authors" in args.sides:
+            tag = "+".join(args.authors_ablation)
+            jobs.append(
+                {
+                    **common,
+                    "side": "authors",
+                    "seed": seed,
+                    "authors": str(args.authors),
+                    "l_max": args.authors_l_max or checks["data_longest_sequence"],
+                    "ablations": args.authors_ablation,
+                    "label": "authors" + (f"[{tag}]" if tag else ""),
+                }
+            )
+        if "ours" in args.sides:
+            tag = "+".join(
+                [Path(c).stem for c in args.ours_config] + args.ours_arg + args.ours_ablation
+            )
+            jobs.append(
+                {
+                    **common,
+                    "side": "ours",
+                    "seed": seed,
+                    "configs": args.ours_config,
+                    "args": args.ours_arg,
+                    "ablations": args.ours_ablation,
+                    "label": "ours" + (f"[{tag}]" if tag else ""),
+                }
+            )
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(run_job, jobs))
+    emit(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The parity benchmark's own pieces, without the authors' checkout (benchmarks/parity*.py)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from authors_model import authors_vocabulary, cosine_with_warmup  # noqa: E402
+from parity_ablations import MaskedBatchNorm1d, _c_tilde  # noqa: E402
+from parity_probes import OursProbe  # noqa: E402
+from parity_setup import ParityData  # noqa: E402
+
+from pspikessm.data.listops_generator import write_listops  # noqa: E402
+from pspikessm.models.dplr_kernel import DPLRSSMKernel  # noqa: E402
+
+
+def test_parity_without_checkout_skips(tmp_path: Path) -> None:
+    for extra in ([], ["--authors", str(tmp_path)]):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "parity.py"), *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("skipped:"), done.stdout
+
+
+def test_authors_vocabulary_is_torchtexts_order() -> None:
+    counts = {"X": 5, "[SM": 2, "3": 5, "1": 9, "<eos>": 7}
+    assert authors_vocabulary(counts) == ["<pad>", "<unk>", "<eos>", "1", "3", "X", "[SM"]
+
+
+def test_cosine_with_warmup_is_transformers_formula() -> None:
+    factor = cosine_with_warmup(warmup=10, total=110)
+    assert factor(0) == 0.0  # their first step has rate 0
+    assert factor(5) == 0.5
+    assert factor(10) == 1.0
+    assert factor(60) == pytest.approx(0.5)
+    assert factor(110) == pytest.approx(0.0, abs=1e-12)
+    assert factor(160) == pytest.approx(0.5)  # past the end the rate rises again
+    assert factor(35) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
+def test_masked_batchnorm_uses_only_valid_positions() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 6)
+    lengths = torch.tensor([6, 2, 4])
+    mask = (torch.arange(6) < lengths[:, None]).unsqueeze(1).float()  # (B 1 L)
+    masked = MaskedBatchNorm1d(4)
+    masked.mask_source = types.SimpleNamespace(mask=mask)
+    plain = nn.BatchNorm1d(4)
+    valid = torch.cat([x[b, :, : int(n)] for b, n in enumerate(lengths)], dim=-1)  # (H T)
+    expected = plain(valid.unsqueeze(0))[0]
+    out = masked(x)
+    got = torch.cat([out[b, :, : int(n)] for b, n in enumerate(lengths)], dim=-1)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(masked.running_mean, plain.running_mean)
+    torch.testing.assert_close(masked.running_var, plain.running_var)
+    masked.mask_source.mask = torch.ones(3, 1, 6)  # all valid: plain BatchNorm
+    torch.testing.assert_close(masked(x), nn.BatchNorm1d(4)(x))
+
+
+def test_c_tilde_ablation_keeps_the_initial_kernel() -> None:
+    torch.manual_seed(0)
+    kernel = DPLRSSMKernel(8, 16, channels=2)
+    before = kernel(100).detach()
+    _c_tilde(types.SimpleNamespace(model=nn.Sequential(kernel)), l_max=200)
+    assert type(kernel).__name__ == "CTildeDPLRKernel"
+    torch.testing.assert_close(kernel(100).detach(), before, rtol=0, atol=1e-5)
+    assert not torch.allclose(kernel.c, torch.zeros_like(kernel.c))
+
+
+def test_parity_data_batches_and_tokens(tmp_path: Path) -> None:
+    from pspikessm.data.listops_generator import ListOpsGeneratorConfig
+
+    write_listops(
+        tmp_path,
+        ListOpsGeneratorConfig(
+            num_train=50, num_val=8, num_test=8, min_length=3, max_length=30, max_depth=3
+        ),
+    )
+    data = ParityData(tmp_path)
+    plan = data.plan(seed=1, steps=7, batch=16)  # 3 full batches per epoch
+    assert [len(b) for b in plan] == [16] * 7
+    assert len(torch.cat(plan[:3]).unique()) == 48  # no example twice in an epoch
+    assert all(torch.equal(a, b) for a, b in zip(plan, data.plan(1, 7, 16), strict=True))
+    inputs, lengths, _ = data.collate(data.train, plan[0])
+    assert inputs.shape == (16, int(lengths.max()))  # padded to the batch's longest
+    assert bool((inputs[torch.arange(16), lengths - 1] == data.tokens.index("<eos>")).all())
+    theirs = [data.authors_tokens[i] for i in data.to_authors[inputs[0, : lengths[0]]]]
+    assert theirs == [data.tokens[i] for i in inputs[0, : lengths[0]]]  # same tokens
+    assert data.checks()["data_specials_same_ids"] is True
+
+
+def test_probe_names_every_spike_site() -> None:
+    names = {
+        "blocks.0.fuse.input_spikes": "layer0/input",
+        "blocks.1.output_spikes_b": "layer1/output_b",
+        "blocks.2.ssm": "layer2/u",
+        "blocks.3.branches.1.input_spikes": "layer3/input_b",
+        "blocks.3.branches.0.output_spikes": "layer3/output",
+    }
+    assert {name: OursProbe._name(name) for name in names} == names
