@@ -20,7 +20,8 @@ through the CLI. Every ``--eval-every`` steps both report the accuracy on the 20
 validation sequences (evaluation mode, spikes sampled with a fixed seed).
 
 Prints ``name=value`` lines: ``<side>.seed<s>.step<n>.val_acc`` (and ``train_loss``), the means
-over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours). Each
+over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours), then a
+Markdown table; ``--json FILE`` keeps the curves, ``--collect FILE...`` reports saved ones. Each
 (side, seed) trains in its own process with one torch thread, ``--jobs`` at a time. Without
 ``--authors`` (or with a path that is not a checkout) it prints why and exits 0.
 """
@@ -108,13 +109,46 @@ def report(results: list[dict]) -> dict[str, float]:
     for label, steps in means.items():
         for step, accs in steps.items():
             lines[f"{label}.mean.step{step}.val_acc"] = sum(accs) / len(accs)
-    labels = list(means)
-    if len(labels) == 2:
-        for step in means[labels[0]]:
-            if step in means[labels[1]]:
-                a, b = (lines[f"{label}.mean.step{step}.val_acc"] for label in labels)
-                lines[f"diff.mean.step{step}.val_acc"] = a - b
+    reference = "authors" if "authors" in means else next(iter(means))
+    for label in means:
+        if label == reference:
+            continue
+        name = "diff" if len(means) == 2 else f"diff[{reference}-{label}]"
+        for step in sorted(set(means[reference]) & set(means[label])):
+            lines[f"{name}.mean.step{step}.val_acc"] = (
+                lines[f"{reference}.mean.step{step}.val_acc"]
+                - lines[f"{label}.mean.step{step}.val_acc"]
+            )
     return lines
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: per label, validation accuracy at every recorded step, mean over seeds (and
+    each seed's value), and the mean training loss over the last interval."""
+    runs: dict[str, list[dict]] = {}
+    for result in results:
+        runs.setdefault(result["label"], []).append(result)
+    steps = sorted({s for r in results for s in r["curve"]["step"]})
+    head = "| model | seeds | " + " | ".join(f"val acc @{s}" for s in steps)
+    lines = [head + " | train loss (last) |", "|---" * (len(steps) + 3) + "|"]
+    for label, group in runs.items():
+        cells = []
+        for step in steps:
+            accs = [
+                r["curve"]["val_acc"][r["curve"]["step"].index(step)]
+                for r in group
+                if step in r["curve"]["step"]
+            ]
+            each = " / ".join(f"{a:.3f}" for a in accs)
+            cells.append(f"**{sum(accs) / len(accs):.3f}** ({each})" if accs else "")
+        losses = [r["curve"]["train_loss"][-1] for r in group]
+        seeds = ",".join(str(r["seed"]) for r in group)
+        lines.append(
+            f"| `{label}` | {seeds} | "
+            + " | ".join(cells)
+            + f" | {sum(losses) / len(losses):.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,7 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ours-arg", action="append", default=[], help="CLI override")
     parser.add_argument("--ours-ablation", action="append", default=[])
     parser.add_argument("--json", type=Path, help="also write every curve to this file")
+    parser.add_argument(
+        "--collect", type=Path, nargs="+", help="no training: report the --json files given"
+    )
     args = parser.parse_args(argv)
+    if args.collect:
+        results = [r for path in args.collect for r in json.loads(path.read_text())]
+        emit(report(results))
+        print(table(results))
+        return
     authors_or_skip(args.authors)
     from parity_ablations import describe
     from parity_setup import ParityData
@@ -189,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
     emit(report(results))
+    print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -40,6 +40,8 @@ OURS = {
     "c_no_wd": "the kernels' C without weight decay",
     "c_tilde": "DPLR kernels store and train S4's C~ = C (I - A^L), L = the longest sequence "
     "(as the authors' code; the kernel at initialisation is unchanged)",
+    "b_clip": "the imaginary part of every kernel's initial B clipped to [-2, 2] (S4's "
+    "hippo.nplr B_clip=2, in the authors' DPLR and S4D inits)",
 }
 
 
@@ -120,7 +122,9 @@ def _mask_batchnorm(side: Side) -> None:
 def _authors_spikes(side: Side, names: list[str]) -> None:
     fresh = ("output", "output_b") if "fresh_uniforms" in names else ()
     holder = _with_mask(side) if "mask_pad_spikes" in names else None
-    AuthorsProbe(side.model.backbone, fresh_uniforms=fresh, mask_source=holder)
+    side.extra["probe"] = AuthorsProbe(
+        side.model.backbone, fresh_uniforms=fresh, mask_source=holder
+    )
 
 
 def _rebuild_optimizer(side: Side) -> None:
@@ -208,6 +212,11 @@ def apply_ablations(side: Side, names: list[str], l_max: int = 0) -> Side:
         _unmask_outputs(side)
     if "c_tilde" in names:
         _c_tilde(side, l_max)
+    if "b_clip" in names:
+        for name, p in side.model.backbone.named_parameters():
+            if name.endswith("kernel.b"):  # (.., N/2, 2): real and imaginary parts
+                with torch.no_grad():
+                    p[..., 1].clamp_(-2.0, 2.0)
     if "norm_bias_wd0" in names or "c_no_wd" in names:
         for name, p in side.model.backbone.named_parameters():
             in_norm = ".norm." in f".{name}" and "blocks." in name

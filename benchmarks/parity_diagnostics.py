@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from common import emit
 from parity import authors_or_skip
+from parity_ablations import apply_ablations, authors_overrides, describe
 from parity_probes import AuthorsProbe, OursProbe
 from parity_setup import ROOT, ParityData, Schedule, Side, authors_side, ours_side, train_step
 
@@ -72,14 +73,17 @@ def observe(side: Side, batch, seed: int, stage: str) -> dict[str, object]:
     """One seeded training-mode forward and backward on ``batch`` (no optimiser step)."""
     inputs, lengths, targets = batch
     backbone = side.model.backbone
-    probe = AuthorsProbe(backbone) if side.name == "authors" else OursProbe(backbone)
+    probe = side.extra.get("probe")  # an ablation's probe records already: keep it
+    if probe is None:
+        probe = AuthorsProbe(backbone) if side.name == "authors" else OursProbe(backbone)
     buffers = {name: b.clone() for name, b in side.model.named_buffers()}
     side.model.train()
     torch.manual_seed(seed)
     loss = F.cross_entropy(side.forward(inputs, lengths), targets)
     side.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    probe.remove()
+    if "probe" not in side.extra:
+        probe.remove()
     loss = loss.detach()
     for name, b in side.model.named_buffers():  # the probe's batch leaves no trace in BN
         b.copy_(buffers[name])
@@ -130,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--authors-l-max", type=int, default=2048, help="their kernel length")
     parser.add_argument("--ours-config", action="append", default=[], help="overlay YAML")
     parser.add_argument("--ours-arg", action="append", default=[], help="CLI override")
+    parser.add_argument("--authors-ablation", action="append", default=[], help="parity.py's")
+    parser.add_argument("--ours-ablation", action="append", default=[], help="parity.py's")
     args = parser.parse_args(argv)
     authors = authors_or_skip(args.authors)
     torch.set_num_threads(1)
@@ -143,9 +149,25 @@ def main(argv: list[str] | None = None) -> None:
             "batch_padding_fraction": 1 - float(batch[1].sum()) / batch[0].numel(),
         }
     )
+    emit(describe(args.authors_ablation, args.ours_ablation))
+    longest = data.checks()["data_longest_sequence"]
     sides = [
-        authors_side(data, authors, args.seed, schedule, l_max=args.authors_l_max),
-        ours_side(args.data_dir, args.seed, schedule, args.ours_config, args.ours_arg),
+        apply_ablations(
+            authors_side(
+                data,
+                authors,
+                args.seed,
+                schedule,
+                l_max=args.authors_l_max,
+                **authors_overrides(args.authors_ablation),
+            ),
+            args.authors_ablation,
+        ),
+        apply_ablations(
+            ours_side(args.data_dir, args.seed, schedule, args.ours_config, args.ours_arg),
+            args.ours_ablation,
+            longest,
+        ),
     ]
     results: dict[str, dict[str, object]] = {}
     for side in sides:
