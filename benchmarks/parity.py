@@ -17,7 +17,9 @@ kernel length ``--authors-l-max`` defaults to the data's longest sequence, which
 kernel unchanged but not their parameterisation of C: see ``RESULTS.md``). This project's side
 is ``configs/lra/listops.yaml`` (plus ``--ours-config`` overlays and ``--ours-arg`` overrides)
 through the CLI. Every ``--eval-every`` steps both report the accuracy on the 2000 held-back
-validation sequences (evaluation mode, spikes sampled with a fixed seed).
+validation sequences (evaluation mode, spikes sampled with a fixed seed): the fraction
+predicted right, as LRA and the authors' code report it, and (``val_macro_acc``) the mean of
+the per-class recalls, which is what torchmetrics' ``MulticlassAccuracy`` computes by default.
 
 Prints ``name=value`` lines: ``<side>.seed<s>.step<n>.val_acc`` (and ``train_loss``), the means
 over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours), then a
@@ -104,6 +106,9 @@ def report(results: list[dict]) -> dict[str, float]:
         ):
             lines[f"{label}.seed{result['seed']}.step{step}.val_acc"] = acc
             lines[f"{label}.seed{result['seed']}.step{step}.train_loss"] = loss
+            if curve.get("val_macro_acc"):  # runs saved before it was recorded lack it
+                macro = curve["val_macro_acc"][curve["step"].index(step)]
+                lines[f"{label}.seed{result['seed']}.step{step}.val_macro_acc"] = macro
             means.setdefault(label, {}).setdefault(step, []).append(acc)
         lines[f"{label}.seed{result['seed']}.s_per_step"] = curve["seconds"][-1] / curve["step"][-1]
     for label, steps in means.items():

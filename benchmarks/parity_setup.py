@@ -187,21 +187,28 @@ def ours_side(
     return Side("ours", module, module, optimizer, scheduler, torch.device(device), {"cli": cli})
 
 
-def accuracy(side: Side, data: ParityData, eval_seed: int = 1234, batch: int = 64) -> float:
-    """Validation accuracy in evaluation mode, spikes sampled from a seeded, forked RNG."""
+def accuracy(
+    side: Side, data: ParityData, eval_seed: int = 1234, batch: int = 64
+) -> tuple[float, float]:
+    """Validation accuracy (the fraction of correct predictions, as LRA, the paper and the
+    authors' ``accuracy`` report it) and the macro average of the per-class recalls
+    (torchmetrics' ``MulticlassAccuracy`` default), in evaluation mode, spikes sampled from a
+    seeded, forked RNG."""
     side.model.eval()
-    correct = 0
+    predicted = []
     devices = [side.device] if side.device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         torch.manual_seed(eval_seed)
         for start in range(0, len(data.val), batch):
-            inputs, lengths, targets = data.collate(
+            inputs, lengths, _ = data.collate(
                 data.val, range(start, min(start + batch, len(data.val)))
             )
-            inputs, lengths, targets = side.batch((inputs, lengths, targets))
-            correct += int((side.forward(inputs, lengths).argmax(-1) == targets).sum())
+            inputs, lengths = side.batch((inputs, lengths))
+            predicted.append(side.forward(inputs, lengths).argmax(-1).cpu())
     side.model.train()
-    return correct / len(data.val)
+    hits = torch.cat(predicted) == data.val.targets  # (N)
+    recalls = [hits[data.val.targets == c].float().mean() for c in data.val.targets.unique()]
+    return float(hits.float().mean()), float(torch.stack(recalls).mean())
 
 
 def train_step(side: Side, batch) -> float:
@@ -220,7 +227,13 @@ def train_curve(
 ) -> dict[str, list[float]]:
     """Train ``schedule.steps`` steps; every ``eval_every`` steps record the validation
     accuracy and the mean training loss since the last record."""
-    curve: dict[str, list[float]] = {"step": [], "val_acc": [], "train_loss": [], "seconds": []}
+    curve: dict[str, list[float]] = {
+        "step": [],
+        "val_acc": [],
+        "val_macro_acc": [],
+        "train_loss": [],
+        "seconds": [],
+    }
     side.model.train()
     losses: list[float] = []
     seconds = 0.0  # training only, evaluation excluded
@@ -230,12 +243,14 @@ def train_curve(
         seconds += time.perf_counter() - begin
         if step % eval_every == 0 or step == schedule.steps:
             curve["step"].append(step)
-            curve["val_acc"].append(accuracy(side, data))
+            acc, macro = accuracy(side, data)
+            curve["val_acc"].append(acc)
+            curve["val_macro_acc"].append(macro)
             curve["train_loss"].append(sum(losses) / len(losses))
             curve["seconds"].append(seconds)
             losses = []
             print(
-                f"{side.name} seed {seed} step {step}: val_acc {curve['val_acc'][-1]:.4f} "
+                f"{side.name} seed {seed} step {step}: val_acc {acc:.4f} (macro {macro:.4f}) "
                 f"({seconds:.0f} s training)",
                 file=sys.stderr,
                 flush=True,

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from authors_model import authors_vocabulary, cosine_with_warmup  # noqa: E402
 from parity_ablations import MaskedBatchNorm1d, _c_tilde  # noqa: E402
 from parity_probes import OursProbe  # noqa: E402
-from parity_setup import ParityData  # noqa: E402
+from parity_setup import ParityData, Side, accuracy  # noqa: E402
 
 from pspikessm.data.listops_generator import write_listops  # noqa: E402
 from pspikessm.models.dplr_kernel import DPLRSSMKernel  # noqa: E402
@@ -112,3 +112,25 @@ def test_probe_names_every_spike_site() -> None:
         "blocks.3.branches.0.output_spikes": "layer3/output",
     }
     assert {name: OursProbe._name(name) for name in names} == names
+
+
+def test_accuracy_reports_micro_and_macro(tmp_path: Path) -> None:
+    from pspikessm.data.listops_generator import ListOpsGeneratorConfig
+
+    write_listops(
+        tmp_path,
+        ListOpsGeneratorConfig(
+            num_train=20, num_val=40, num_test=8, min_length=3, max_length=30, max_depth=3
+        ),
+    )
+    data = ParityData(tmp_path)
+    model = nn.Linear(1, 1)  # stands in: the forward below ignores it
+
+    def always_zero(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.zeros_like(lengths), 10).float()
+
+    side = Side("ours", model, always_zero, torch.optim.SGD(model.parameters()), None)
+    micro, macro = accuracy(side, data)
+    targets = data.val.targets
+    assert micro == pytest.approx(float((targets == 0).float().mean()))
+    assert macro == pytest.approx(1 / len(targets.unique()))  # recall 1 for class 0, else 0
