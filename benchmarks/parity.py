@@ -23,7 +23,8 @@ the per-class recalls, which is what torchmetrics' ``MulticlassAccuracy`` comput
 
 Prints ``name=value`` lines: ``<side>.seed<s>.step<n>.val_acc`` (and ``train_loss``), the means
 over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours), then a
-Markdown table; ``--json FILE`` keeps the curves, ``--collect FILE...`` reports saved ones. Each
+Markdown table; ``--json FILE`` keeps the curves, ``--collect FILE...`` reports saved ones,
+``--ours-checkpoint CKPT`` evaluates a checkpoint of ``pspikessm fit`` both ways. Each
 (side, seed) trains in its own process with one torch thread, ``--jobs`` at a time. Without
 ``--authors`` (or with a path that is not a checkout) it prints why and exits 0.
 """
@@ -93,6 +94,20 @@ def run_job(job: dict) -> dict:
         "curve": train_curve(side, data, job["seed"], schedule, job["eval_every"]),
         "checks": data.checks(),
     }
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
+    """Both accuracies of a checkpoint of this project's config on the parity validation set
+    (what ``pspikessm fit`` logged as ``val/acc`` is the macro one)."""
+    import torch
+    from parity_setup import ParityData, Schedule, accuracy, ours_side
+
+    torch.set_num_threads(1)
+    side = ours_side(args.data_dir, 0, Schedule(), args.ours_config, args.ours_arg)
+    state = torch.load(args.ours_checkpoint, map_location="cpu", weights_only=False)
+    side.model.load_state_dict(state["state_dict"])
+    acc, macro = accuracy(side, ParityData(args.data_dir))
+    return {"checkpoint_step": state.get("global_step"), "val_acc": acc, "val_macro_acc": macro}
 
 
 def report(results: list[dict]) -> dict[str, float]:
@@ -183,11 +198,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--collect", type=Path, nargs="+", help="no training: report the --json files given"
     )
+    parser.add_argument(
+        "--ours-checkpoint",
+        type=Path,
+        help="no training: both accuracies of this Lightning checkpoint of the ours config",
+    )
     args = parser.parse_args(argv)
     if args.collect:
         results = [r for path in args.collect for r in json.loads(path.read_text())]
         emit(report(results))
         print(table(results))
+        return
+    if args.ours_checkpoint:
+        emit(evaluate_checkpoint(args))
         return
     authors_or_skip(args.authors)
     from parity_ablations import describe
