@@ -15,16 +15,15 @@ from pspikessm.models.ssm_parameters import dt_of
 def dplr(d_model: int, d_state: int, **options) -> DPLRSSMKernel:
     """A DPLR kernel of H = ``d_model`` neurons of state size ``d_state``; ``options``: the
     kernel's own (channels, shared, ...) and BlockSettings fields (dt_min, init, ...)."""
-    own = {
-        k: options.pop(k) for k in ("channels", "shared", "dt_transform", "b_clip") if k in options
-    }
+    names = ("channels", "shared", "dt_transform", "b_clip", "l_max")
+    own = {k: options.pop(k) for k in names if k in options}
     return DPLRSSMKernel(d_model, settings=BlockSettings(d_state=d_state, **options), **own)
 
 
-def perturbed_kernel(shared: bool, channels: int = 2) -> DPLRSSMKernel:
+def perturbed_kernel(shared: bool, channels: int = 2, l_max: int | None = None) -> DPLRSSMKernel:
     """A float64 DPLR kernel moved away from its init, so p and B matter in the check."""
     torch.manual_seed(0)
-    kernel = dplr(3, 8, channels=channels, shared=shared, dt_min=0.01, dt_max=0.5)
+    kernel = dplr(3, 8, channels=channels, shared=shared, dt_min=0.01, dt_max=0.5, l_max=l_max)
     kernel = kernel.double()
     with torch.no_grad():
         for parameter in (kernel.p, kernel.b, kernel.w_imag):
@@ -46,16 +45,37 @@ def dense_impulse_response(kernel: DPLRSSMKernel, length: int) -> torch.Tensor:
     return torch.stack(out, dim=-1)
 
 
+@pytest.mark.parametrize("l_max", [None, 64])
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("length", [33, 64])
-def test_dplr_kernel_equals_dense_recurrence(shared: bool, length: int) -> None:
-    kernel = perturbed_kernel(shared)
+def test_dplr_kernel_equals_dense_recurrence(shared: bool, length: int, l_max) -> None:
+    """True C, or S4's C̃ tuned to l_max = 64 (the kernel evaluated at 64 and cut)."""
+    kernel = perturbed_kernel(shared, l_max=l_max)
     with torch.no_grad():
         fast = kernel(length)
         reference = dense_impulse_response(kernel, length)
     assert fast.shape == (2, 3, length)
     assert reference.abs().max() > 0.1  # a non-trivial kernel
     torch.testing.assert_close(fast, reference, atol=1e-6, rtol=0)
+
+
+def test_c_tilde_parameter_is_s4s() -> None:
+    """With l_max, the parameter is C̃ = C (I - Ā^l_max) for a standard normal true C, and the
+    kernel equals the true-C kernel of that C at every length up to l_max; longer is refused."""
+    torch.manual_seed(3)
+    tilde = dplr(4, 8, channels=2, l_max=50).double()
+    true_c = tilde.dense()[3][..., :4]  # (C H N/2)
+    plain = dplr(4, 8, channels=2).double()
+    plain.load_state_dict(tilde.state_dict())
+    with torch.no_grad():
+        plain.c.copy_(torch.view_as_real(true_c.resolve_conj()))
+        for length in (7, 50):
+            torch.testing.assert_close(tilde(length), plain(length), atol=1e-9, rtol=0)
+    assert abs(true_c.real.std().item() - 0.5**0.5) < 0.2  # randn complex: each part N(0, 1/2)
+    with pytest.raises(
+        ValueError, match=r"longer than the DPLR kernel's l_max=50.*kernel_args.l_max"
+    ):
+        tilde(51)
 
 
 def test_shared_and_per_neuron_parameters() -> None:

@@ -13,9 +13,18 @@ The length-L kernel is evaluated in the frequency domain at the roots of unity �
 
 so ``M^-1`` is a diagonal (Cauchy) term plus a rank-one Woodbury correction, and
 ``K̄ = irfft(K̂)``. Writing ``M`` this way instead of S4's ``2/(1+ω) (g(ω) - Λ)^-1`` avoids the
-division by ``1 + ω = 0`` at the Nyquist frequency. ``C`` is the true output matrix (not S4's
-``C̃`` parameter), so the same parameters give the same model at every sequence length and in
-step mode; ``Ā^L`` is a dense matrix power per neuron (log2(L) batched N×N products).
+division by ``1 + ω = 0`` at the Nyquist frequency.
+
+Two parameterisations of the output matrix, as the kernel's ``l_max`` says:
+
+- ``l_max`` set (S4's, the official one): the parameter is ``C̃ = C (I - Ā^l_max)``, drawn at
+  init from a standard normal ``C``; every kernel is evaluated at ``l_max`` and cut to the
+  batch's length (which must not exceed ``l_max``). No matrix power per step.
+- ``l_max`` None: the parameter is the true ``C`` and ``Ā^L`` is a dense matrix power per
+  neuron at every call (log2(L) batched N×N products), at any length.
+
+Both give the same model (the same true ``C``, the same kernel at every length ≤ l_max);
+they differ in what the optimiser moves. :meth:`DPLRSSMKernel.dense` gives the true ``C``.
 """
 
 from __future__ import annotations
@@ -32,20 +41,75 @@ from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_param
 DPLR_INITS = ("legs",)
 
 
-def cauchy_conj(v: torch.Tensor, numerator: torch.Tensor, scale: torch.Tensor, w: torch.Tensor):
-    """``Σ_n v_n / (a - β w_n) + conj(v_n) / (a - β conj(w_n))`` over the N/2 stored modes.
+def cauchy_sums_reference(
+    v: torch.Tensor, numerator: torch.Tensor, scale: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """``S[v, h, k] = Σ_n v_n / (a_k - β_hk w_n) + conj(v_n) / (a_k - β_hk conj(w_n))`` over the
+    N/2 stored modes, by plain complex autograd (the reference of :class:`CauchySums`).
 
     The second term is the implied conjugate half of the state (conjugate-pair halving).
-    Shapes: ``v`` (..., H, N/2); ``numerator`` a (K,); ``scale`` β (H, K); ``w`` (H, N/2).
-    Returns (..., H, K).
+    Shapes: ``v`` (V, H, N/2); ``numerator`` a (K,); ``scale`` β (H, K); ``w`` (H, N/2).
+    Returns (V, H, K).
     """
     a = numerator.view(1, -1, 1)  # (1 K 1)
     beta = scale.unsqueeze(-1)  # (H K 1)
-    first = 1.0 / (a - beta * w.unsqueeze(1))  # (H K N/2)
-    second = 1.0 / (a - beta * w.conj().unsqueeze(1))  # (H K N/2)
-    return torch.einsum("...hn,hkn->...hk", v, first) + torch.einsum(
-        "...hn,hkn->...hk", v.conj(), second
-    )
+    first = torch.reciprocal(a - beta * w.unsqueeze(1))  # (H K N/2)
+    second = torch.reciprocal(a - beta * w.conj().unsqueeze(1))  # (H K N/2)
+    return torch.einsum("vhn,hkn->vhk", v, first) + torch.einsum("vhn,hkn->vhk", v.conj(), second)
+
+
+class CauchySums(torch.autograd.Function):
+    """:func:`cauchy_sums_reference` with a hand-written backward: it keeps the two
+    reciprocal tensors ``r = 1/(a - β w)``, ``r' = 1/(a - β w̄)`` (H, K, N/2) and computes every
+    gradient with four batched products and a few elementwise passes, where complex autograd
+    takes dozens of passes over (H, K, N/2) tensors.
+
+    With ``G = ∂L/∂S̄`` (PyTorch's convention for complex tensors): ``∂L/∂v̄ = Σ_k Ḡ r' + G r̄``,
+    ``∂L/∂w̄ = Σ_k Σ_v Ḡ v̄ β r'² + G conj(v β r²)``, ``∂L/∂β̄ = Σ_n Σ_v G conj(v w r² + v̄ w̄ r'²)``.
+    """
+
+    @staticmethod
+    def forward(ctx, v, numerator, scale, w):
+        a = numerator.view(1, -1, 1)  # (1 K 1)
+        beta = scale.unsqueeze(-1)  # (H K 1)
+        first = torch.reciprocal(a - beta * w.unsqueeze(1))  # (H K N/2)
+        second = torch.reciprocal(a - beta * w.conj().unsqueeze(1))  # (H K N/2)
+        vt = v.transpose(0, 1)  # (H V N/2)
+        sums = torch.bmm(vt, first.transpose(1, 2)) + torch.bmm(
+            vt.conj(), second.transpose(1, 2)
+        )  # (H V K)
+        ctx.save_for_backward(v, scale, w, first, second)
+        return sums.transpose(0, 1)  # (V H K)
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, scale, w, first, second = ctx.saved_tensors
+        g = grad.transpose(0, 1)  # (H V K)
+        vt = v.transpose(0, 1)  # (H V N/2)
+        grad_v = grad_w = grad_scale = None
+        if ctx.needs_input_grad[0]:
+            grad_v = torch.bmm(g.conj(), second) + torch.bmm(g, first.conj())  # (H V N/2)
+            grad_v = grad_v.transpose(0, 1)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            left = torch.bmm(g.transpose(1, 2), vt.conj())  # Σ_v G v̄: (H K N/2)
+            right = torch.bmm(g.transpose(1, 2), vt)  # Σ_v G v: (H K N/2)
+            first_sq = (first * first).conj_physical_()  # conj(r²)
+            second_sq = (second * second).conj_physical_()  # conj(r'²)
+            on_first = left * first_sq  # G v̄ conj(r²)
+            on_second = right * second_sq  # G v conj(r'²)
+            if ctx.needs_input_grad[3]:
+                beta_bar = scale.conj().unsqueeze(-1)  # (H K 1)
+                grad_w = (on_first * beta_bar).sum(1) + (on_second * beta_bar).sum(1).conj()
+            if ctx.needs_input_grad[2]:
+                grad_scale = (on_first * w.conj().unsqueeze(1)).sum(-1) + (
+                    on_second * w.unsqueeze(1)
+                ).sum(-1)
+        return grad_v, None, grad_scale, grad_w
+
+
+def cauchy_sums(v, numerator, scale, w) -> torch.Tensor:
+    """:func:`cauchy_sums_reference` by :class:`CauchySums` (the fast path)."""
+    return CauchySums.apply(v, numerator, scale, w)
 
 
 class DPLRSSMKernel(nn.Module):
@@ -64,9 +128,11 @@ class DPLRSSMKernel(nn.Module):
             ``exp(inv_dt)``.
         b_clip: clip the imaginary part of the initial B to [-b_clip, b_clip], as S4's
             ``hippo.nplr`` does (None: no clipping).
+        l_max: the kernel length S4's ``C̃`` parameter is tuned to (the official configs set
+            the data's longest sequence); None: the true ``C`` (see the module docstring).
 
     Parameters: ``inv_dt`` (H,), ``log_w_real``/``w_imag`` (S, N/2), ``p``, ``b`` (S, N/2, 2),
-    ``c`` (C, H, N/2, 2), with S = 1 (shared) or H (complex numbers as real pairs).
+    ``c`` (C, H, N/2, 2) (``C̃`` or ``C``), with S = 1 (shared) or H (complex as real pairs).
     """
 
     def __init__(
@@ -77,6 +143,7 @@ class DPLRSSMKernel(nn.Module):
         shared: bool = True,
         dt_transform: str = "softplus",
         b_clip: float | None = 2.0,
+        l_max: int | None = None,
     ) -> None:
         super().__init__()
         settings = settings or BlockSettings()
@@ -90,6 +157,7 @@ class DPLRSSMKernel(nn.Module):
         self.d_model = d_model
         self.shared = shared
         self.dt_transform = dt_transform
+        self.l_max = l_max
         self.inv_dt = nn.Parameter(init_inv_dt(d_model, settings, dt_transform))
         # Re(Λ) = -exp(log_w_real) < 0 and A = Λ - p p* has a negative definite Hermitian
         # part, so every neuron stays stable whatever p becomes.
@@ -98,8 +166,11 @@ class DPLRSSMKernel(nn.Module):
         self.p = nn.Parameter(torch.view_as_real(nplr.p.to(torch.complex64)).repeat(copies, 1, 1))
         self.b = nn.Parameter(torch.view_as_real(b.to(torch.complex64)).repeat(copies, 1, 1))
         modes = settings.d_state // 2
-        c = torch.randn(channels, d_model, modes, dtype=torch.complex64)  # (C H N/2)
+        c = torch.randn(channels, d_model, modes, dtype=torch.complex64)  # (C H N/2) true C
         self.c = nn.Parameter(torch.view_as_real(c))
+        if l_max is not None:  # S4's _setup_C: store C̃ = C (I - Ā^l_max)
+            with torch.no_grad():
+                self.c.copy_(torch.view_as_real(self._output_times(c, l_max)))
         ssm = [self.log_w_real, self.w_imag, self.p, self.b]
         tag_kernel_parameters(settings, ssm, self.inv_dt, self.c)
 
@@ -113,48 +184,72 @@ class DPLRSSMKernel(nn.Module):
 
     @property
     def c_complex(self) -> torch.Tensor:
-        return torch.view_as_complex(self.c)  # (C H N/2)
+        """The ``c`` parameter, complex (C, H, N/2): ``C̃`` when ``l_max`` is set, else ``C``."""
+        return torch.view_as_complex(self.c)
 
-    def dense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The full state space: ``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N), ``C`` (C, H, N).
-
-        Full vectors are ``[x, conj(x)]``; ``A = diag(Λ_full) - p_full p_full*``.
-        """
+    def state_space(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N): full vectors are ``[x, conj(x)]`` and
+        ``A = diag(Λ_full) - p_full p_full*``."""
         dt, w, p, b = self.dplr()
         w_full = torch.cat([w, w.conj()], dim=-1)  # (H N)
         p_full = torch.cat([p, p.conj()], dim=-1)  # (H N)
         a = torch.diag_embed(w_full) - p_full.unsqueeze(-1) * p_full.conj().unsqueeze(-2)
-        c = self.c_complex
-        return dt, a, torch.cat([b, b.conj()], dim=-1), torch.cat([c, c.conj()], dim=-1)
+        return dt, a, torch.cat([b, b.conj()], dim=-1)
 
-    def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Bilinear discretisation: ``Ā`` (H, N, N), ``B̄`` (H, N), ``C`` (C, H, N), complex."""
-        dt, a, b, c = self.dense()
+    def discretize(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bilinear discretisation: ``Ā`` (H, N, N) and ``B̄`` (H, N), complex."""
+        dt, a, b = self.state_space()
         eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
         half_step = (dt / 2).view(-1, 1, 1)
         backward = eye - half_step * a  # (H N N)
         a_bar = torch.linalg.solve(backward, eye + half_step * a)
         b_bar = torch.linalg.solve(backward, dt.unsqueeze(-1) * b)
-        return a_bar, b_bar, c
+        return a_bar, b_bar
+
+    def _output_times(self, c: torch.Tensor, length: int) -> torch.Tensor:
+        """``C (I - Ā^length)`` (C, H, N/2) for ``c`` = C (C, H, N/2), by a dense matrix power."""
+        a_bar, _ = self.discretize()
+        c_full = torch.cat([c, c.conj()], dim=-1)  # (C H N)
+        power = torch.linalg.matrix_power(a_bar, length)  # (H N N)
+        c_tilde = c_full - torch.einsum("chn,hnm->chm", c_full, power)  # (C H N)
+        return c_tilde[..., : c.shape[-1]]  # the other half is its conjugate
+
+    def dense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The full state space: ``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N), true ``C`` (C, H, N)."""
+        dt, a, b = self.state_space()
+        c = self.c_complex
+        c_full = torch.cat([c, c.conj()], dim=-1)  # (C H N)
+        if self.l_max is not None:  # C = C̃ (I - Ā^l_max)^-1
+            a_bar, _ = self.discretize()
+            eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+            rest = eye - torch.linalg.matrix_power(a_bar, self.l_max)  # (H N N)
+            c_full = torch.linalg.solve(rest, c_full.transpose(0, 1), left=False).transpose(0, 1)
+        return dt, a, b, c_full
 
     def forward(self, length: int) -> torch.Tensor:
         """Returns the kernels ``K̄`` of shape (C, H, L) for ``L = length``."""
         dt, w, p, b = self.dplr()
-        a_bar, _, c_full = self.discretize()
-        modes = w.shape[-1]
-        power = torch.linalg.matrix_power(a_bar, length)  # (H N N)
-        c_tilde = c_full - torch.einsum("chn,hnm->chm", c_full, power)  # (C H N)
-        c_tilde = c_tilde[..., :modes]  # the other half is its conjugate
-        k = torch.arange(length // 2 + 1, device=dt.device, dtype=torch.float64)
-        omega = torch.exp(-2j * math.pi * k / length).to(w.dtype)  # (K) roots of unity
+        if self.l_max is None:
+            size, c_tilde = length, self._output_times(self.c_complex, length)
+        elif length > self.l_max:
+            raise ValueError(
+                f"a sequence of length {length} is longer than the DPLR kernel's l_max="
+                f"{self.l_max}: set model.backbone.init_args.block.kernel_args.l_max to the "
+                "data's longest sequence"
+            )
+        else:
+            size, c_tilde = self.l_max, self.c_complex
+        k = torch.arange(size // 2 + 1, device=dt.device, dtype=torch.float64)
+        omega = torch.exp(-2j * math.pi * k / size).to(w.dtype)  # (K) roots of unity
         numerator = 1 - omega  # (K)
         scale = (1 + omega) * (dt / 2).unsqueeze(-1)  # (H K)
-        k00 = cauchy_conj(c_tilde * b, numerator, scale, w)  # (C H K)
-        k01 = cauchy_conj(c_tilde * p, numerator, scale, w)  # (C H K)
-        k10 = cauchy_conj(p.conj() * b, numerator, scale, w)  # (H K)
-        k11 = cauchy_conj(p.conj() * p, numerator, scale, w)  # (H K)
+        channels = c_tilde.shape[0]
+        numerators = [c_tilde * b, c_tilde * p, (p.conj() * b)[None], (p.conj() * p)[None]]
+        sums = cauchy_sums(torch.cat(numerators), numerator, scale, w)  # (2C+2 H K)
+        k00, k01 = sums[:channels], sums[channels : 2 * channels]  # (C H K)
+        k10, k11 = sums[-2], sums[-1]  # (H K)
         k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C H K)
-        return torch.fft.irfft(k_hat, n=length)  # (C H L)
+        return torch.fft.irfft(k_hat, n=size)[..., :length]  # (C H L)
 
     def recurrence(self) -> DenseRecurrence:
         """The step-by-step form of the causal kernel (discretised once, now)."""
@@ -166,8 +261,8 @@ class DenseRecurrence:
     dense bilinear ``Ā`` (H, N, N): the system of :class:`DPLRSSMKernel`'s causal kernel."""
 
     def __init__(self, kernel: DPLRSSMKernel) -> None:
-        self.a_bar, self.b_bar, c = kernel.discretize()
-        self.c = c[0]  # (H N) the causal channel
+        self.a_bar, self.b_bar = kernel.discretize()
+        self.c = kernel.dense()[3][0]  # (H N) the causal channel's true C
 
     def initial_state(self, batch: int) -> torch.Tensor:
         return self.b_bar.new_zeros((batch, *self.b_bar.shape))
