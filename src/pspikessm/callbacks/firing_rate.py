@@ -60,7 +60,7 @@ class FiringRateMonitor(L.Callback):
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
         self._example: dict[str, torch.Tensor] = {}
         self._trainer: L.Trainer | None = None
-        self._log_train_step = False
+        self._step_before_batch = 0
         self._capture_example = False
         self._warned_no_tensorboard = False
 
@@ -126,12 +126,21 @@ class FiringRateMonitor(L.Callback):
     # --- when to log ------------------------------------------------------------------------
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        # Decided before the step, as the trainer's own step logging does.
-        self._log_train_step = trainer._logger_connector.should_update_logs
+        self._step_before_batch = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._log_train_step:
+        if self._trainer_logs_this_step(trainer):
             self._log_stage(trainer, pl_module, "train", on_step=True)
+
+    def _trainer_logs_this_step(self, trainer: L.Trainer) -> bool:
+        """Whether the trainer writes this batch's step metrics: Lightning's own rule, which it
+        applies right after ``on_train_batch_end`` (every ``log_every_n_steps`` optimiser steps,
+        counting this batch's, and when the run is stopping). Counts since the previous log
+        would otherwise be reset without being written."""
+        every = trainer.log_every_n_steps
+        if every == 0:
+            return False
+        return (self._step_before_batch + 1) % every == 0 or trainer.should_stop
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._reset("train")
