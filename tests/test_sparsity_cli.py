@@ -27,7 +27,10 @@ SCALARS = {
     "energy/saving",
 }
 HISTOGRAMS = {f"sparsity/{t}/{s}/neuron_rates" for t in STAGES for s in SOURCES}
-IMAGES = {*(f"sparsity/val/raster/{s}" for s in SOURCES), "sparsity/val/active_ratio/layer0"}
+IMAGES = {
+    *(f"sparsity/val/raster/{s}" for s in (*SOURCES, "all_layers")),
+    "sparsity/val/active_ratio/layer0",
+}
 
 
 def run_args(tmp_path: Path, listops_dir: Path) -> list[str]:

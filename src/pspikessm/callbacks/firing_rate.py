@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
-from pspikessm.callbacks.sparsity_plots import active_ratio_figure, raster_figure
+from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
 
 
@@ -33,15 +33,19 @@ class FiringRateMonitor(L.Callback):
       once per epoch over the whole split.
     - ``sparsity/T/S/neuron_rates``: histogram of the per-neuron firing rates (TensorBoard,
       rank zero, at the same times as the scalars).
-    - ``sparsity/val/raster/S`` (neurons × time) and ``sparsity/val/active_ratio/layer{i}``
-      (fraction of the layer's neurons active per step, input and output spikes): images of
-      the first example of the first validation batch (the same example every epoch), once
-      per validation epoch, rank zero.
+    - Pictures of one validation example, once per validation epoch, rank zero
+      (:class:`ExamplePictures`): the longest sequence of the first validation batch, or
+      ``example_index`` of that batch; the same example every epoch.
+      ``sparsity/val/raster/S`` (neurons × time steps, over the example's valid steps),
+      ``sparsity/val/raster/all_layers`` (every source in one figure, one row each),
+      ``sparsity/val/active_ratio/layer{i}`` (fraction of the layer's neurons active per
+      step, one line per source of the layer) and the text ``sparsity/val/example`` (which
+      example, how many steps).
 
     Samplers in ``eval_mode="expected"`` return firing probabilities instead of spikes; the
     monitor then reports expectations: ``rate`` is the expected firing rate, ``silent`` the
     fraction of neurons whose probability is zero at every step (that can never fire), and
-    the raster shows probabilities as grey levels.
+    the rasters show probabilities as grey levels, with a colour bar.
 
     A model without spike sources gets a one-line warning and the monitor stays quiet. A
     trainer without a logger is an error at setup; histograms and images need a
@@ -50,15 +54,19 @@ class FiringRateMonitor(L.Callback):
     Args:
         histograms: write the per-neuron firing-rate histograms.
         images: write the raster and active-ratio images.
+        example_index: position in the first validation batch of the example the pictures
+            show; None: its longest sequence.
     """
 
-    def __init__(self, histograms: bool = True, images: bool = True) -> None:
+    def __init__(
+        self, histograms: bool = True, images: bool = True, example_index: int | None = None
+    ) -> None:
         self.histograms = histograms
         self.images = images
+        self.example = ExamplePictures(example_index)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
-        self._example: dict[str, torch.Tensor] = {}
         self._trainer: L.Trainer | None = None
         self._step_before_batch = 0
         self._capture_example = False
@@ -87,7 +95,7 @@ class FiringRateMonitor(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._remove_hooks()
         self._counts.clear()
-        self._example.clear()
+        self.example.spikes.clear()
         self._trainer = None
 
     def _remove_hooks(self) -> None:
@@ -118,8 +126,7 @@ class FiringRateMonitor(L.Callback):
                 counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
             counts.update(spikes, mask)
             if stage == "val" and self._capture_example:
-                valid = spikes.shape[-1] if mask is None else int(mask[0].sum().item())
-                self._example[name] = spikes[0, :, :valid].detach().float().cpu()  # (H L)
+                self.example.capture(name, spikes, mask)
 
         return hook
 
@@ -215,24 +222,9 @@ class FiringRateMonitor(L.Callback):
     @rank_zero_only
     def _log_example(self, trainer) -> None:
         writer = self._tensorboard(trainer)
-        if writer is None or not self._example:
-            return
-        step = trainer.global_step
-        layers: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        for name, spikes in self._example.items():
-            writer.add_figure(
-                f"sparsity/val/raster/{name}", raster_figure(spikes, name), step, close=True
-            )
-            layer, _, kind = name.rpartition("/")
-            layers[layer or name][kind or name] = spikes
-        for layer, kinds in layers.items():
-            writer.add_figure(
-                f"sparsity/val/active_ratio/{layer}",
-                active_ratio_figure(kinds, layer),
-                step,
-                close=True,
-            )
-        self._example.clear()
+        if writer is not None:
+            self.example.write(writer, trainer.global_step)
+        self.example.spikes.clear()
 
     def _tensorboard(self, trainer: L.Trainer):
         """The SummaryWriter of the trainer's TensorBoardLogger, or None (warned once)."""
