@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
 from pspikessm.callbacks.example_pictures import ExamplePictures
+from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
 from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
 
 
@@ -33,6 +34,9 @@ class FiringRateMonitor(L.Callback):
       once per epoch over the whole split.
     - ``sparsity/T/S/neuron_rates``: histogram of the per-neuron firing rates (TensorBoard,
       rank zero, at the same times as the scalars).
+    - A "Sparsity" category in TensorBoard's custom-scalars dashboard
+      (:mod:`~pspikessm.callbacks.sparsity_layout`): per stage, one chart with every
+      source's rate and one with the silent fractions. Written at setup, rank zero.
     - Pictures of one validation example, once per validation epoch, rank zero
       (:class:`ExamplePictures`): the longest sequence of the first validation batch, or
       ``example_index`` of that batch; the same example every epoch.
@@ -71,6 +75,7 @@ class FiringRateMonitor(L.Callback):
         self._step_before_batch = 0
         self._capture_example = False
         self._warned_no_tensorboard = False
+        self._layout_written: tuple[object, set[str]] = (None, set())  # (writer, stages)
 
     # --- hooks on the model ---------------------------------------------------------------
 
@@ -91,6 +96,20 @@ class FiringRateMonitor(L.Callback):
             return
         for name, module in self._sources:
             self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
+        self._write_layout(trainer, STAGES_OF.get(stage, ()))
+
+    @rank_zero_only
+    def _write_layout(self, trainer: L.Trainer, stages: tuple[str, ...]) -> None:
+        """The custom-scalars layout of every stage this run folder has been set up for (a
+        later ``test`` after ``fit`` rewrites it with the three stages; TensorBoard reads the
+        latest)."""
+        writer = self._tensorboard(trainer)
+        if writer is None or not stages:
+            return
+        previous_writer, previous = self._layout_written
+        written = (previous if previous_writer is writer else set()) | set(stages)
+        writer.add_custom_scalars(sparsity_layout(written))
+        self._layout_written = (writer, written)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._remove_hooks()
