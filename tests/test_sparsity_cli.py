@@ -3,6 +3,7 @@ written, ``pspikessm energy`` prints the table, and notebooks/sparsity.ipynb exe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -113,8 +114,14 @@ def test_notebook_is_committed_without_outputs():
             assert not cell.outputs and cell.execution_count is None
 
 
-def test_notebook_executes_on_a_tiny_run(tiny_quickstart_run, tmp_path, monkeypatch):
-    monkeypatch.setenv("PSPIKESSM_RUN", str(tiny_quickstart_run))
+def test_notebook_opens_the_newest_run_and_executes(tiny_quickstart_run, tmp_path, monkeypatch):
+    # The working directory holds logs/ with the tiny run and an older run: no variable set.
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "quickstart").symlink_to(tiny_quickstart_run.parent)
+    older = tmp_path / "logs" / "older" / "version_3" / "checkpoints" / "last.ckpt"
+    older.parent.mkdir(parents=True)
+    older.touch()
+    os.utime(older, (0, 0))
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
@@ -124,8 +131,11 @@ def test_notebook_executes_on_a_tiny_run(tiny_quickstart_run, tmp_path, monkeypa
     text = "".join(
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )
+    expected = tmp_path / "logs" / "quickstart" / tiny_quickstart_run.name
+    assert f"run folder: {expected.resolve()}" in text
+    assert "Validation example" in text and "time steps" in text
     assert "non-spiking / spiking energy" in text
     images = [
         o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
-    assert len(images) >= 3  # training curves, raster and active ratio, energy bars
+    assert len(images) >= 3  # training curves, rasters and active ratio, energy bars
