@@ -3,15 +3,11 @@ batch, drawn over its own length, with a colour bar when the values are probabil
 
 from __future__ import annotations
 
-import io
-
 import lightning as L
 import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pspikessm.callbacks import FiringRateMonitor
@@ -23,6 +19,7 @@ from pspikessm.callbacks.sparsity_plots import (
 )
 from pspikessm.module import SequenceClassifier
 from spiking_doubles import ForcedSpikes, alternating_uniforms, token_batches
+from tensorboard_events import figure_pixels, latest_image, latest_text, load
 
 LENGTHS = [5, 3, 8, 1, 6, 2]  # first batch of 4: [5, 3, 8, 1], the longest is example 2
 P_IN = [1.0, 0.5, 0.0, 0.0]
@@ -41,13 +38,6 @@ def forced_spikes(probabilities: list[float], length: int) -> torch.Tensor:
     return (alternating_uniforms(1, len(probabilities), length)[0] < p).float()
 
 
-def pixels(figure) -> np.ndarray:
-    """RGB pixels (height, width, 3) of a figure, rendered as TensorBoard's add_figure does."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3]
-
-
 def validate(tmp_path, monitor: FiringRateMonitor, eval_mode: str = "sample") -> EventAccumulator:
     probabilities = list(SOURCE_PROBABILITIES.values())
     backbone = ForcedSpikes(
@@ -62,18 +52,8 @@ def validate(tmp_path, monitor: FiringRateMonitor, eval_mode: str = "sample") ->
         enable_model_summary=False,
     )
     trainer.validate(module, dataloaders=token_batches(LENGTHS, batch_size=4), verbose=False)
-    (events,) = (tmp_path / "run").rglob("events.out.tfevents.*")
-    return EventAccumulator(str(events), size_guidance={"images": 0, "tensors": 0}).Reload()
-
-
-def logged_pixels(events: EventAccumulator, tag: str) -> np.ndarray:
-    (image,) = events.Images(tag)
-    return np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB"))
-
-
-def logged_text(events: EventAccumulator, tag: str) -> str:
-    (event,) = events.Tensors(f"{tag}/text_summary")
-    return event.tensor_proto.string_val[0].decode()
+    (run,) = (tmp_path / "run").glob("version_*")
+    return load(run)
 
 
 @pytest.mark.parametrize(("example_index", "chosen", "length"), [(None, 2, 8), (3, 3, 1)])
@@ -82,18 +62,18 @@ def test_pictures_show_the_chosen_example_over_its_length(tmp_path, example_inde
     caption = f"example {chosen}, {length} steps"
     spikes = {name: forced_spikes(p, length) for name, p in SOURCE_PROBABILITIES.items()}
     for name, expected in spikes.items():
-        reference = pixels(raster_figure(expected, f"{name}: {caption}"))
+        reference = figure_pixels(raster_figure(expected, f"{name}: {caption}"))
         np.testing.assert_array_equal(
-            logged_pixels(events, f"sparsity/val/raster/{name}"), reference
+            latest_image(events, f"sparsity/val/raster/{name}"), reference
         )
-    all_layers = pixels(layers_raster_figure(spikes, f"validation {caption}"))
-    logged = logged_pixels(events, "sparsity/val/raster/all_layers")
+    all_layers = figure_pixels(layers_raster_figure(spikes, f"validation {caption}"))
+    logged = latest_image(events, "sparsity/val/raster/all_layers")
     np.testing.assert_array_equal(logged, all_layers)
     # The first example (5 steps) would draw another picture: the comparison can tell.
     first = {name: forced_spikes(p, 5) for name, p in SOURCE_PROBABILITIES.items()}
-    assert not np.array_equal(logged, pixels(layers_raster_figure(first, "validation")))
-    assert f"{length} time steps" in logged_text(events, "sparsity/val/example")
-    assert f"example {chosen} of the first batch" in logged_text(events, "sparsity/val/example")
+    assert not np.array_equal(logged, figure_pixels(layers_raster_figure(first, "validation")))
+    assert f"{length} time steps" in latest_text(events, "sparsity/val/example")
+    assert f"example {chosen} of the first batch" in latest_text(events, "sparsity/val/example")
     assert {"sparsity/val/active_ratio/layer0", "sparsity/val/active_ratio/layer1"} <= set(
         events.Tags()["images"]
     )
@@ -135,9 +115,9 @@ def test_axes_are_time_steps_and_neurons():
 def test_expected_eval_mode_draws_probabilities_with_a_colour_bar(tmp_path):
     events = validate(tmp_path, FiringRateMonitor(), eval_mode="expected")
     probabilities = torch.tensor(P_OUT)[:, None].expand(-1, 8)
-    reference = pixels(raster_figure(probabilities, "layer0/output: example 2, 8 steps"))
+    reference = figure_pixels(raster_figure(probabilities, "layer0/output: example 2, 8 steps"))
     np.testing.assert_array_equal(
-        logged_pixels(events, "sparsity/val/raster/layer0/output"), reference
+        latest_image(events, "sparsity/val/raster/layer0/output"), reference
     )
 
 

@@ -11,12 +11,12 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from pspikessm.callbacks import RunSummary
 from pspikessm.callbacks.run_summary import firing_rates_by_layer, format_duration
+from tensorboard_events import hparams, latest_text, load
 
 ACCURACIES = [0.2, 0.5, 0.4, 0.45]  # val/acc of epochs 0..3: the best is epoch 1
 TEST_ACCURACY = 0.3
@@ -60,8 +60,7 @@ def trainer(tmp_path: Path, max_epochs: int, summary: RunSummary) -> L.Trainer:
 
 
 def events(tmp_path: Path) -> EventAccumulator:
-    run = tmp_path / "run" / "version_0"  # every event file of the run folder
-    return EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    return load(tmp_path / "run" / "version_0")
 
 
 def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(tmp_path, capsys):
@@ -81,14 +80,10 @@ def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(tmp_pat
     assert f"best checkpoint: {best}" in printed and "epoch=1" in best
     assert f"last checkpoint: {fit.checkpoint_callback.last_model_path}" in printed
     assert "epochs trained: 3" in printed
-    (text,) = accumulator.Tensors("run/summary/text_summary")
-    assert "- best val/acc: 0.5000 at epoch 1" in text.tensor_proto.string_val[0].decode()
+    assert "- best val/acc: 0.5000 at epoch 1" in latest_text(accumulator, "run/summary")
 
-    plugin = accumulator.PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"])
-    assert [m.name.tag for m in experiment.experiment.metric_infos] == ["hp_metric"]
-    start = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
-    assert start.session_start_info.hparams["width"].number_value == 3
+    values, metrics = hparams(accumulator)
+    assert metrics == ["hp_metric"] and values["width"] == 3
 
     fit.test(module, loader(), verbose=False)
     assert events(tmp_path).Scalars("hp_metric")[-1].value == pytest.approx(TEST_ACCURACY)

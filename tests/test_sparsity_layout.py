@@ -3,37 +3,14 @@ and one with the silent fractions, whatever the sources are called."""
 
 from __future__ import annotations
 
-import re
-
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.custom_scalar import layout_pb2
 
 from pspikessm.callbacks import FiringRateMonitor
 from pspikessm.callbacks.sparsity_layout import CATEGORY, sparsity_layout
 from pspikessm.module import SequenceClassifier
 from spiking_doubles import ForcedSpikes, token_batches
-
-LAYOUT_TAG = "custom_scalars__config__"
-
-
-def matching(regexes: list[str], tags: set[str]) -> set[str]:
-    """The tags a multiline chart draws: TensorBoard keeps those a regex ``match``es."""
-    return {tag for tag in tags if any(re.compile(r).match(tag) for r in regexes)}
-
-
-def read_layout(accumulator: EventAccumulator) -> layout_pb2.Layout:
-    """The latest custom-scalars layout of an event file (the one TensorBoard shows)."""
-    event = accumulator.Tensors(LAYOUT_TAG)[-1]
-    layout = layout_pb2.Layout()
-    layout.ParseFromString(event.tensor_proto.string_val[0])
-    return layout
-
-
-def charts_by_title(layout: layout_pb2.Layout) -> dict[str, list[str]]:
-    (category,) = [c for c in layout.category if c.title == CATEGORY]
-    return {chart.title: list(chart.multiline.tag) for chart in category.chart}
+from tensorboard_events import layout_charts, load, matching
 
 
 def test_charts_select_every_source_of_their_stage_by_name():
@@ -77,16 +54,16 @@ def test_event_file_layout_draws_the_logged_tags_of_each_stage(tmp_path):
     loader = token_batches([5, 3, 8, 1, 6, 2], batch_size=2)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     (run,) = (tmp_path / "run").glob("version_*")  # every event file of the run folder
-    accumulator = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
-    charts = charts_by_title(read_layout(accumulator))
+    accumulator = load(run)
+    charts = layout_charts(accumulator, CATEGORY)
     assert sorted(charts) == sorted(
         f"{stage}: {what}"
         for stage in ("train", "val")
         for what in ("firing rate per layer", "fraction of silent neurons")
     )
     trainer.test(module, dataloaders=loader, verbose=False)
-    accumulator = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
-    charts = charts_by_title(read_layout(accumulator))
+    accumulator = load(run)
+    charts = layout_charts(accumulator, CATEGORY)
     assert len(charts) == 6  # the same run folder now also has test values
     logged = set(accumulator.Tags()["scalars"])
     sources = ["layer0/input", "layer0/output", "layer1/input", "layer1/output"]
