@@ -56,7 +56,7 @@ def layers_raster_figure(sources: dict[str, torch.Tensor], title: str = "") -> F
     """Rasters of every source of one example in one figure, one row per entry of ``sources``
     (name → (H, L), in order), sharing the time axis; row heights follow the neuron counts."""
     names = list(sources)
-    fig = Figure(figsize=(7, min(1.0 + 0.8 * len(names), 14.0)), dpi=80, layout="constrained")
+    fig = Figure(figsize=(7, min(1.0 + 1.1 * len(names), 16.0)), dpi=80, layout="constrained")
     axes = fig.subplots(
         len(names),
         1,
