@@ -11,10 +11,10 @@ import csv
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from pspikessm.callbacks.energy_counts import PJ_PER_AC, PJ_PER_MAC
+from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 #: Columns of ``energy.csv`` after ``split`` and ``row``: per sequence, spiking then non-spiking.
 VALUES = ("ac", "mac", "nj", "dense_mac", "dense_nj")
@@ -93,6 +93,6 @@ def _publish(
         return
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     write_csv(table, Path(log_dir) / CSV_NAME, split)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_text(TEXT_TAG, markdown_table(table, split), trainer.global_step)
+    writer = tensorboard_writer(trainer)
+    if writer is not None:
+        writer.add_text(TEXT_TAG, markdown_table(table, split), trainer.global_step)

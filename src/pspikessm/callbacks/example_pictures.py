@@ -55,6 +55,10 @@ class ExamplePictures:
         self.spikes[name] = spikes[index, :, :valid].detach().float().cpu()  # (H L)
         self.chosen = (index, valid)
 
+    def clear(self) -> None:
+        """Forget the captured spikes (the choice of example stays)."""
+        self.spikes.clear()
+
     def describe(self) -> str:
         """One line saying which example the pictures show and how long it is."""
         index, valid = self.chosen
@@ -81,4 +85,4 @@ class ExamplePictures:
             figure = active_ratio_figure(kinds, f"{layer}: {caption}")
             writer.add_figure(f"sparsity/val/active_ratio/{layer}", figure, step, close=True)
         writer.add_text("sparsity/val/example", self.describe(), step)
-        self.spikes.clear()
+        self.clear()

@@ -6,13 +6,13 @@ from collections import defaultdict
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
 from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
 from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
+from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 
 class FiringRateMonitor(L.Callback):
@@ -114,7 +114,7 @@ class FiringRateMonitor(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._remove_hooks()
         self._counts.clear()
-        self.example.spikes.clear()
+        self.example.clear()
         self._trainer = None
 
     def _remove_hooks(self) -> None:
@@ -243,14 +243,15 @@ class FiringRateMonitor(L.Callback):
         writer = self._tensorboard(trainer)
         if writer is not None:
             self.example.write(writer, trainer.global_step)
-        self.example.spikes.clear()
+        self.example.clear()
 
     def _tensorboard(self, trainer: L.Trainer):
         """The SummaryWriter of the trainer's TensorBoardLogger, or None (warned once)."""
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger.experiment
-        if not self._warned_no_tensorboard:
-            rank_zero_warn("FiringRateMonitor: no TensorBoardLogger; histograms and images skipped")
+        writer = tensorboard_writer(trainer)
+        if writer is None and not self._warned_no_tensorboard:
+            rank_zero_warn(
+                "FiringRateMonitor: no TensorBoardLogger; histograms, images and the "
+                "custom-scalars layout skipped"
+            )
             self._warned_no_tensorboard = True
-        return None
+        return writer

@@ -8,11 +8,11 @@ from collections import defaultdict
 from typing import Any, Literal
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
 from pspikessm.callbacks.spike_sources import layer_of
+from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 HP_METRIC = "hp_metric"
 SUMMARY_TAG = "run/summary"
@@ -165,7 +165,7 @@ def _print(lines: list[str]) -> None:
 
 @rank_zero_only
 def _write_text(trainer: L.Trainer, lines: list[str]) -> None:
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            text = "\n".join(f"- {line}" for line in lines)
-            logger.experiment.add_text(SUMMARY_TAG, text, trainer.global_step)
+    writer = tensorboard_writer(trainer)
+    if writer is not None:
+        text = "\n".join(f"- {line}" for line in lines)
+        writer.add_text(SUMMARY_TAG, text, trainer.global_step)
