@@ -29,11 +29,12 @@ class RunSummary(L.Callback):
     - during ``fit``, after every validation epoch: the best value of ``monitor`` so far;
     - after ``test``: the value of ``test_metric``.
 
-    At the end of ``fit`` (rank zero) it prints (after the progress bar has finished) and
-    writes as the TensorBoard text ``run/summary``: the best ``monitor`` value and its epoch (0-based, as in checkpoint
-    names), the firing rate of every spike source at the last validation epoch grouped by
-    layer (``sparsity/val/S/rate``, when a FiringRateMonitor ran), the time ``fit`` took in
-    this process, the run folder, and the best and last checkpoint paths.
+    At the end of ``fit`` (rank zero) it prints, after a progress bar listed before it has
+    finished, and writes as the TensorBoard text ``run/summary``: the best ``monitor`` value
+    and its epoch (0-based, as in checkpoint names), the firing rate of every spike source at
+    the last validation epoch grouped by layer (``sparsity/val/S/rate``, when a
+    FiringRateMonitor ran), the time ``fit`` took in this process, the run folder, and the
+    best and last checkpoint paths.
 
     The best value and its epoch are saved in checkpoints, so a resumed run continues them.
 
