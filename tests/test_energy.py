@@ -16,26 +16,45 @@ from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.energy_counts import fft_conv_macs
 from pspikessm.callbacks.energy_table import format_table
 from pspikessm.data.collate import pad_collate, pad_pair_collate
-from pspikessm.models import PSpikeSSM
-from pspikessm.models.neurons import RealValued
+from pspikessm.models import BlockSettings, PSpikeSSM
+from pspikessm.models.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
 from tensorboard_events import latest_text, load
 
 
-def forced_model() -> SequenceClassifier:
-    """H=2, 1 layer, linear encoder (3 → 2), pre-norm LayerNorm, 3 classes; neuron 0 always
-    fires at the input, neuron 1 never; both neurons always fire at the output."""
-    backbone = PSpikeSSM(
-        num_classes=3, d_input=3, d_model=2, d_state=2, n_layers=1, norm="layer", prenorm=True
+def forced_model(second_branch: bool = False, mixer: str = "gelu") -> SequenceClassifier:
+    """H=2, 1 layer, linear encoder (3 → 2), pre-norm LayerNorm, 3 classes. Branch 1: neuron
+    0 always fires at the input, neuron 1 never; both neurons always fire at the output.
+    Branch 2 (optional): neuron 0 fires at the input and (u = 10 s_in) at the output, neuron 1
+    never."""
+    settings = BlockSettings(
+        d_state=2, norm="layer", prenorm=True, second_branch=second_branch, mixer=mixer
     )
+    backbone = PSpikeSSM(num_classes=3, d_input=3, d_model=2, n_layers=1, block=settings)
     block = backbone.blocks[0]
     with torch.no_grad():
-        block.fuse.affine.scale.zero_()
-        block.fuse.affine.shift.copy_(torch.tensor([1.0, 0.0]))
+        for affine in block.fuse.affines:
+            affine.scale.zero_()
+            affine.shift.copy_(torch.tensor([1.0, 0.0]))
         block.fuse.norm.bias.copy_(torch.tensor([1.0, 0.0]))  # LN([1, 0]) + bias → (2, -1)
-        block.output_affine.scale.zero_()
-        block.output_affine.shift.fill_(1.0)
+        block.branches[0].output_affine.scale.zero_()
+        block.branches[0].output_affine.shift.fill_(1.0)
+        for branch in block.branches[1:]:
+            branch.ssm.kernel.c.zero_()
+            branch.ssm.d.fill_(10.0)
     return SequenceClassifier(backbone, num_classes=3, scheduler="constant")
+
+
+def energy_metrics(model: SequenceClassifier, lengths: list[int]) -> dict[str, float]:
+    """The energy metrics of ``model`` tested on random sequences of ``lengths``."""
+    loader = DataLoader(
+        [(torch.randn(n, 3), 0) for n in lengths], batch_size=2, collate_fn=pad_collate
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, callbacks=[EnergyEstimate()], enable_progress_bar=False
+    )
+    (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
+    return metrics
 
 
 def test_fft_conv_macs_by_hand():
@@ -87,22 +106,38 @@ def test_energy_counts_of_a_tiny_network_by_hand():
     assert "layer0" in format_table(energy.table)
 
 
+def test_second_branch_counts_by_hand():
+    metrics = energy_metrics(forced_model(second_branch=True), [3, 2])
+    steps, sequences, width = 5, 2, 2
+    conv = 2 * width * (fft_conv_macs(3) + fft_conv_macs(2))  # two branches' convolutions
+    # entry affines 2H + LayerNorm 3H + branch 1's output affine H per step
+    layer_mac = (2 * width + 3 * width + width) * steps + conv
+    # input spikes × 1 (D skip): 1 per step per branch; output × H_out (2): 2 + 1 per step
+    layer_ac = (1 + 1) * steps + (2 + 1) * steps * width
+    layer_dense = layer_mac + (2 * width + 2 * width * width) * steps  # D skips, 2H → H mixer
+    assert metrics["energy/layer0/ac"] == pytest.approx(layer_ac / sequences)
+    assert metrics["energy/layer0/mac"] == pytest.approx(layer_mac / sequences)
+    assert metrics["energy/layer0/dense_mac"] == pytest.approx(layer_dense / sequences)
+
+
+def test_no_mixer_counts_by_hand():
+    metrics = energy_metrics(forced_model(mixer="none"), [3, 2])
+    steps, sequences, width = 5, 2, 2
+    conv = width * (fft_conv_macs(3) + fft_conv_macs(2))
+    layer_mac = (width + 3 * width + width) * steps + conv
+    # Only the D skip consumes spikes; output spikes are added to the stream (not counted).
+    assert metrics["energy/layer0/ac"] == pytest.approx(1 * steps / sequences)
+    assert metrics["energy/layer0/mac"] == pytest.approx(layer_mac / sequences)
+    assert metrics["energy/layer0/dense_mac"] == pytest.approx(
+        (layer_mac + width * steps) / sequences
+    )
+
+
 def test_a_non_spiking_neuron_makes_its_consumer_cost_macs():
-    lengths = [3, 2]
-    loader = DataLoader(
-        [(torch.randn(n, 3), 0) for n in lengths], batch_size=2, collate_fn=pad_collate
-    )
     model = forced_model()
-    spiking = EnergyEstimate()
-    trainer = L.Trainer(
-        accelerator="cpu", logger=False, callbacks=[spiking], enable_progress_bar=False
-    )
-    (before,) = trainer.test(model, dataloaders=loader, verbose=False)
-    model.backbone.blocks[0].output_spikes = RealValued()
-    trainer = L.Trainer(
-        accelerator="cpu", logger=False, callbacks=[EnergyEstimate()], enable_progress_bar=False
-    )
-    (after,) = trainer.test(model, dataloaders=loader, verbose=False)
+    before = energy_metrics(model, [3, 2])
+    model.backbone.blocks[0].branches[0].output_spikes = RealValued()
+    after = energy_metrics(model, [3, 2])
     steps, sequences, width = 5, 2, 2
     assert after["energy/layer0/ac"] == pytest.approx(steps / sequences)  # input spikes only
     mixer_macs = width * width * steps / sequences
@@ -114,7 +149,12 @@ def test_pair_tasks_count_the_retrieval_head_once_per_pair():
     torch.manual_seed(0)
     width, classes = 8, 2
     backbone = PSpikeSSM(
-        num_classes=classes, vocab_size=11, d_model=width, d_state=4, n_layers=1, dual_input=True
+        num_classes=classes,
+        vocab_size=11,
+        d_model=width,
+        n_layers=1,
+        dual_input=True,
+        block=BlockSettings(d_state=4),
     )
     model = SequenceClassifier(backbone, num_classes=classes)
     pairs = [

@@ -125,7 +125,7 @@ class ThresholdSpikes(torch.nn.Module):
 
 def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
     model = ForcedSpikes([(P_IN, P_OUT)])
-    model.blocks[0].output_spikes = ThresholdSpikes()
+    model.blocks[0].branches[0].output_spikes = ThresholdSpikes()
     model.extra = ThresholdSpikes()
     names = [name for name, _ in spike_sources(model)]
     assert names == ["layer0/input", "layer0/output", "extra"]
@@ -134,7 +134,9 @@ def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
 
 def test_emits_spikes_module_is_counted(tmp_path):
     module = classifier()
-    module.backbone.blocks[0].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
+    module.backbone.blocks[0].branches[
+        0
+    ].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
     loader = token_batches(LENGTHS, batch_size=4)
     (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
     assert metrics["sparsity/val/layer0/output/rate"] == 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -13,13 +13,16 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pspikessm.models.spike_sampler import SpikeSampler
-from pspikessm.optim import parameter_groups, warmup_cosine_lambda
+from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-EVAL_MODES = ("sample", "expected", "mc")
+#: How evaluation treats stochastic spikes (the one definition; see ``eval_mode`` below).
+EvalMode = Literal["sample", "expected", "mc"]
+EVAL_MODES = get_args(EvalMode)
+Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
+SCHEDULERS = get_args(Scheduler)
 SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
 
 
@@ -33,11 +36,14 @@ class SequenceClassifier(L.LightningModule):
         lr: peak learning rate of the untagged parameters.
         weight_decay: AdamW weight decay of the untagged parameters.
         betas: AdamW betas.
-        scheduler: ``cosine`` (linear warm-up then cosine decay, per step), ``plateau``
-            (reduce on plateau of ``monitor``, per epoch) or ``constant``.
-        warmup_steps: linear warm-up steps of the cosine schedule.
-        total_steps: steps of the cosine schedule; None uses the trainer's estimate.
-        min_lr_factor: the cosine schedule ends at ``min_lr_factor * lr``.
+        scheduler: ``cosine`` (linear warm-up then cosine decay to ``min_lr_factor * lr`` at
+            ``total_steps``, constant after), ``cosine_periodic`` (the authors':
+            transformers' cosine with warm-up, which keeps running past ``total_steps`` so the
+            rate rises again), ``plateau`` (reduce on plateau of ``monitor``, per epoch) or
+            ``constant``. Both cosines step per optimiser step.
+        warmup_steps: linear warm-up steps of the cosine schedules.
+        total_steps: steps of the cosine schedules; None uses the trainer's estimate.
+        min_lr_factor: the ``cosine`` schedule ends at ``min_lr_factor * lr``.
         plateau_factor: LR factor of the plateau schedule.
         plateau_patience: epochs without improvement before the plateau schedule steps.
         monitor: metric the plateau schedule watches (maximised).
@@ -69,21 +75,23 @@ class SequenceClassifier(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.999),
-        scheduler: Literal["cosine", "plateau", "constant"] = "cosine",
+        scheduler: Scheduler = "cosine",
         warmup_steps: int = 0,
         total_steps: int | None = None,
         min_lr_factor: float = 0.0,
         plateau_factor: float = 0.2,
         plateau_patience: int = 20,
         monitor: str = "val/acc",
-        eval_mode: Literal["sample", "expected", "mc"] = "sample",
+        eval_mode: EvalMode = "sample",
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
-            raise ValueError(f"unknown eval_mode {eval_mode!r}; expected one of {EVAL_MODES}")
+            raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
@@ -107,10 +115,10 @@ class SequenceClassifier(L.LightningModule):
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        mode = "expected" if self.hparams.eval_mode == "expected" else "sample"
-        for sampler in self.backbone.modules():
-            if isinstance(sampler, SpikeSampler):
-                sampler.eval_mode = mode
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
+        for module in self.backbone.modules():
+            if hasattr(module, "sample_in_eval"):
+                module.sample_in_eval = self.hparams.eval_mode != "expected"
 
     @property
     def eval_passes(self) -> int:
@@ -220,11 +228,7 @@ class SequenceClassifier(L.LightningModule):
         current = getattr(self.backbone, "settings", None)
         if not saved or not current:
             return
-        mismatched = [
-            f"{key}: checkpoint {saved[key]!r}, model {current.get(key)!r}"
-            for key in saved
-            if key in current and saved[key] != current[key]
-        ]
+        mismatched = _mismatches(saved, current)
         if mismatched:
             raise ValueError(
                 "checkpoint was trained with another architecture; set "
@@ -248,7 +252,21 @@ class SequenceClassifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": plateau, "monitor": hp.monitor, "interval": "epoch"},
             }
         total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
-        cosine = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
-        )
+        if hp.scheduler == "cosine_periodic":
+            factor = periodic_cosine_lambda(hp.warmup_steps, total)
+        else:
+            factor = warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
+        cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+
+
+def _mismatches(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key.path: checkpoint X, model Y`` for every setting both have and that differs."""
+    found = []
+    for key in saved.keys() & current.keys():
+        old, new = saved[key], current[key]
+        if isinstance(old, dict) and isinstance(new, dict) and old and new:
+            found += _mismatches(old, new, f"{prefix}{key}.")
+        elif old != new:
+            found.append(f"{prefix}{key}: checkpoint {old!r}, model {new!r}")
+    return sorted(found)

@@ -25,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from pspikessm.models.diagonal_kernel import log_uniform_dt
 from pspikessm.models.hippo import legs_nplr
-from pspikessm.optim import tag_optim
+from pspikessm.models.settings import BlockSettings
+from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_parameters
 
 DPLR_INITS = ("legs",)
 
@@ -53,54 +53,59 @@ class DPLRSSMKernel(nn.Module):
 
     Args:
         d_model: number of neurons H.
-        d_state: state size N per neuron (N/2 stored conjugate-pair modes).
         channels: kernels per neuron (2 for a two-sided kernel).
-        init: ``legs`` (HiPPO-LegS; the only NPLR init implemented).
-        shared: one (Λ, p, B) per layer (S4's default, the paper's LRA setting) or one per
-            neuron (``False``, the paper's Pathfinder setting). C, dt and D are per neuron.
-        dt_min, dt_max: range of the log-uniform initial step.
-        ssm_lr: learning rate of Λ, p and B (zero weight decay).
-        dt_lr: learning rate of dt; ``None`` uses the global rate (still zero weight decay).
+        settings: the block's settings; read: ``d_state`` (N/2 stored conjugate-pair modes),
+            ``init`` (``legs``, the only NPLR init implemented), ``dt_min``/``dt_max``, and the
+            learning rates (:func:`~pspikessm.models.ssm_parameters.tag_kernel_parameters`).
+        shared: one (Λ, p, B) per layer (S4's ``n_ssm: 1``, the paper's LRA setting) or one
+            per neuron (``False``: ``n_ssm: null``, the paper's Pathfinder setting). C, dt and
+            D are per neuron.
+        dt_transform: ``dt = softplus(inv_dt)`` (S4's default, the official configs') or
+            ``exp(inv_dt)``.
+        b_clip: clip the imaginary part of the initial B to [-b_clip, b_clip], as S4's
+            ``hippo.nplr`` does (None: no clipping).
+
+    Parameters: ``inv_dt`` (H,), ``log_w_real``/``w_imag`` (S, N/2), ``p``, ``b`` (S, N/2, 2),
+    ``c`` (C, H, N/2, 2), with S = 1 (shared) or H (complex numbers as real pairs).
     """
 
     def __init__(
         self,
         d_model: int,
-        d_state: int = 64,
         channels: int = 1,
-        init: str = "legs",
+        settings: BlockSettings | None = None,
         shared: bool = True,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        ssm_lr: float = 1e-3,
-        dt_lr: float | None = None,
+        dt_transform: str = "softplus",
+        b_clip: float | None = 2.0,
     ) -> None:
         super().__init__()
-        if init not in DPLR_INITS:
-            raise ValueError(f"unknown DPLR SSM init {init!r}; expected one of {DPLR_INITS}")
-        nplr = legs_nplr(d_state)  # raises on odd d_state
+        settings = settings or BlockSettings()
+        if settings.init not in DPLR_INITS:
+            raise ValueError(f"block.init={settings.init!r}: the DPLR kernel supports {DPLR_INITS}")
+        nplr = legs_nplr(settings.d_state)  # raises on odd d_state
+        b = nplr.b
+        if b_clip is not None:
+            b = torch.complex(b.real, b.imag.clamp(-b_clip, b_clip))
         copies = 1 if shared else d_model
         self.d_model = d_model
         self.shared = shared
-        self.log_dt = nn.Parameter(log_uniform_dt(d_model, dt_min, dt_max))
+        self.dt_transform = dt_transform
+        self.inv_dt = nn.Parameter(init_inv_dt(d_model, settings, dt_transform))
         # Re(Λ) = -exp(log_w_real) < 0 and A = Λ - p p* has a negative definite Hermitian
         # part, so every neuron stays stable whatever p becomes.
         self.log_w_real = nn.Parameter(torch.log(-nplr.w.real).float().repeat(copies, 1))
         self.w_imag = nn.Parameter(nplr.w.imag.float().repeat(copies, 1))  # (S N/2)
         self.p = nn.Parameter(torch.view_as_real(nplr.p.to(torch.complex64)).repeat(copies, 1, 1))
-        self.b = nn.Parameter(torch.view_as_real(nplr.b.to(torch.complex64)).repeat(copies, 1, 1))
-        c = torch.randn(channels, d_model, d_state // 2, dtype=torch.complex64)  # (C H N/2)
+        self.b = nn.Parameter(torch.view_as_real(b.to(torch.complex64)).repeat(copies, 1, 1))
+        modes = settings.d_state // 2
+        c = torch.randn(channels, d_model, modes, dtype=torch.complex64)  # (C H N/2)
         self.c = nn.Parameter(torch.view_as_real(c))
-        for parameter in (self.log_w_real, self.w_imag, self.p, self.b):
-            tag_optim(parameter, lr=ssm_lr, weight_decay=0.0)
-        if dt_lr is None:
-            tag_optim(self.log_dt, weight_decay=0.0)
-        else:
-            tag_optim(self.log_dt, lr=dt_lr, weight_decay=0.0)
+        ssm = [self.log_w_real, self.w_imag, self.p, self.b]
+        tag_kernel_parameters(settings, ssm, self.inv_dt, self.c)
 
     def dplr(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(Δ, Λ, p, B)``: Δ (H,) real; Λ, p, B (H, N/2) complex (shared ones broadcast)."""
-        dt = torch.exp(self.log_dt)
+        dt = dt_of(self.inv_dt, self.dt_transform)
         w = torch.complex(-torch.exp(self.log_w_real), self.w_imag)
         p, b = torch.view_as_complex(self.p), torch.view_as_complex(self.b)
         shape = (self.d_model, w.shape[-1])
@@ -150,3 +155,24 @@ class DPLRSSMKernel(nn.Module):
         k11 = cauchy_conj(p.conj() * p, numerator, scale, w)  # (H K)
         k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C H K)
         return torch.fft.irfft(k_hat, n=length)  # (C H L)
+
+    def recurrence(self) -> DenseRecurrence:
+        """The step-by-step form of the causal kernel (discretised once, now)."""
+        return DenseRecurrence(self)
+
+
+class DenseRecurrence:
+    """``h[t] = Ā h[t-1] + B̄ x[t]``, ``u[t] = Re(C h[t])`` with ``h`` (B, H, N) complex and the
+    dense bilinear ``Ā`` (H, N, N): the system of :class:`DPLRSSMKernel`'s causal kernel."""
+
+    def __init__(self, kernel: DPLRSSMKernel) -> None:
+        self.a_bar, self.b_bar, c = kernel.discretize()
+        self.c = c[0]  # (H N) the causal channel
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return self.b_bar.new_zeros((batch, *self.b_bar.shape))
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, H) real → ``u`` (B, H) real and the next state."""
+        state = torch.einsum("hnm,bhm->bhn", self.a_bar, state) + self.b_bar * x.unsqueeze(-1)
+        return (state * self.c).sum(-1).real.to(x.dtype), state

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-EVAL_MODES = ("sample", "expected")
-
 
 def sample_spikes_reference(
     x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
@@ -60,8 +58,9 @@ class SpikeSampler(nn.Module):
     gradient is that of the expectation (:class:`StochasticSpike`).
 
     Args:
-        eval_mode: in evaluation, ``sample`` keeps drawing spikes (as the paper's code does)
-            and ``expected`` returns the probabilities ``p`` (deterministic).
+        sample_in_eval: keep drawing spikes in evaluation (as the paper's code does); False
+            returns the probabilities ``p`` instead (deterministic). The LightningModule sets
+            it from ``model.eval_mode``.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
     steps, 0 at padding: padded steps never spike); optional ``uniforms`` of ``x``'s shape to
@@ -71,21 +70,12 @@ class SpikeSampler(nn.Module):
     when no hook is registered.
     """
 
-    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
+    takes_uniforms = True  # spikes are 1[z < p]: the block may share z between sites
 
-    def __init__(self, eval_mode: str = "sample") -> None:
+    def __init__(self, sample_in_eval: bool = True) -> None:
         super().__init__()
-        self.eval_mode = eval_mode
-
-    @property
-    def eval_mode(self) -> str:
-        return self._eval_mode
-
-    @eval_mode.setter
-    def eval_mode(self, mode: str) -> None:
-        if mode not in EVAL_MODES:
-            raise ValueError(f"unknown spike eval_mode {mode!r}; expected one of {EVAL_MODES}")
-        self._eval_mode = mode
+        self.sample_in_eval = sample_in_eval
 
     def forward(
         self,
@@ -93,10 +83,10 @@ class SpikeSampler(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.training or self.eval_mode == "sample":
+        if self.training or self.sample_in_eval:
             return StochasticSpike.apply(x, uniforms, mask)
         probability = x.clamp(0.0, 1.0)
         return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
-        return f"eval_mode={self.eval_mode!r}"
+        return f"sample_in_eval={self.sample_in_eval}"
