@@ -17,6 +17,7 @@ from pspikessm.callbacks.sparsity_plots import (
     layers_raster_figure,
     raster_figure,
 )
+from pspikessm.models import PSpikeSSM
 from pspikessm.module import SequenceClassifier
 from spiking_doubles import ForcedSpikes, alternating_uniforms, token_batches
 from tensorboard_events import figure_pixels, latest_image, latest_text, load
@@ -128,3 +129,25 @@ def test_pair_batches_pick_the_longest_document():
         mask[row, :, :length] = 1
     pictures.capture("layer0/input", torch.ones(4, 2, 9) * mask, mask)
     assert pictures.chosen == (1, 9) and pictures.spikes["layer0/input"].shape == (2, 9)
+
+
+def test_a_two_branch_model_gets_four_sources_per_layer_in_its_pictures(tmp_path):
+    backbone = PSpikeSSM(num_classes=2, vocab_size=20, d_model=4, n_layers=2)  # second branch
+    module = SequenceClassifier(backbone, num_classes=2, scheduler="constant")
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=TensorBoardLogger(tmp_path, name="run"),
+        callbacks=[FiringRateMonitor(histograms=False)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.validate(module, dataloaders=token_batches(LENGTHS, batch_size=4), verbose=False)
+    (run,) = (tmp_path / "run").glob("version_*")
+    images = set(load(run).Tags()["images"])
+    kinds = ("input", "output", "input_b", "output_b")
+    assert images == {
+        *(f"sparsity/val/raster/layer{i}/{kind}" for i in (0, 1) for kind in kinds),
+        "sparsity/val/raster/all_layers",
+        "sparsity/val/active_ratio/layer0",
+        "sparsity/val/active_ratio/layer1",
+    }
