@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from pspikessm.callbacks.energy import EnergyEstimate, format_table
+from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.energy_counts import fft_conv_macs
+from pspikessm.callbacks.energy_table import format_table
 from pspikessm.data.collate import pad_collate, pad_pair_collate
 from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.models.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
+from tensorboard_events import latest_text, load
 
 
 def forced_model(second_branch: bool = False, mixer: str = "gelu") -> SequenceClassifier:
@@ -163,3 +168,43 @@ def test_pair_tasks_count_the_retrieval_head_once_per_pair():
     (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
     # Post-norm (no final norm); the MLP on [u, v, u·v, u−v]: 4H → H → classes, per pair.
     assert metrics["energy/head/mac"] == pytest.approx(4 * width * width + width * classes)
+
+
+def test_table_goes_to_tensorboard_text_and_energy_csv_in_the_run_folder(tmp_path):
+    loader = DataLoader(
+        [(torch.randn(n, 3), 0) for n in (3, 2)], batch_size=2, collate_fn=pad_collate
+    )
+    energy = EnergyEstimate()
+    logger = TensorBoardLogger(tmp_path, name="run")
+    trainer = L.Trainer(
+        accelerator="cpu", logger=logger, callbacks=[energy], enable_progress_bar=False
+    )
+    (metrics,) = trainer.test(forced_model(), dataloaders=loader, verbose=False)
+
+    with open(Path(logger.log_dir) / "energy.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["row"] for row in rows] == ["encoder", "layer0", "head", "total"]
+    assert {row["split"] for row in rows} == {"test"}
+    for row in rows:  # unrounded: the logged scalars exactly (they are float32)
+        for key in ("ac", "mac", "nj", "dense_mac", "dense_nj"):
+            assert float(row[key]) == pytest.approx(metrics[f"energy/{row['row']}/{key}"], rel=1e-6)
+
+    text = latest_text(load(Path(logger.log_dir)), "energy/table")
+    assert "| layer | ACs | MACs |" in text
+    total = energy.table[-1]
+    assert f"| total | {total['ac']:.4g} | {total['mac']:.4g} | {total['nj']:.4g} |" in text
+    assert f"non-spiking / spiking energy: {metrics['energy/saving']:.3g}x" in text
+
+
+def test_without_a_logger_the_table_is_only_printed(tmp_path, capsys):
+    loader = DataLoader([(torch.randn(3, 3), 0)], batch_size=1, collate_fn=pad_collate)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        default_root_dir=tmp_path,
+        callbacks=[EnergyEstimate()],
+        enable_progress_bar=False,
+    )
+    trainer.test(forced_model(), dataloaders=loader, verbose=False)
+    assert "non-spiking / spiking energy" in capsys.readouterr().out
+    assert list(tmp_path.rglob("*")) == []

@@ -7,18 +7,17 @@ import re
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from pspikessm.callbacks.energy_counts import (
-    PJ_PER_AC,
-    PJ_PER_MAC,
     BlockShape,
     OperationCounts,
     block_real_macs,
     norm_macs_per_step,
     spike_fed_dense_macs,
 )
+from pspikessm.callbacks.energy_table import publish_table
 from pspikessm.models.backbone import PSpikeSSM
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.channel_affine import ChannelAffine
@@ -40,7 +39,9 @@ class EnergyEstimate(L.Callback):
     (``encoder``, ``layer{i}``, ``head``, ``total``): ``energy/R/ac``, ``energy/R/mac``,
     ``energy/R/nj`` (spiking energy, nJ), ``energy/R/dense_mac`` and ``energy/R/dense_nj``
     (the same network non-spiking); and ``energy/saving`` (non-spiking / spiking energy).
-    The table is printed on rank zero and kept in :attr:`table` (a list of row dicts).
+    The table is printed on rank zero and kept in :attr:`table` (a list of row dicts); with a
+    logger it is also written to the run folder as ``energy.csv`` and, for TensorBoard, as
+    the text ``energy/table`` (:mod:`~pspikessm.callbacks.energy_table`).
     """
 
     def __init__(self) -> None:
@@ -205,32 +206,7 @@ class EnergyEstimate(L.Callback):
         total = self.table[-1]
         saving = total["dense_nj"] / total["nj"] if total["nj"] > 0 else float("nan")
         pl_module.log("energy/saving", saving, on_epoch=True, batch_size=1)
-        _print(format_table(self.table, split))
-
-
-def format_table(table: list[dict[str, float]], split: str = "test") -> str:
-    """The energy table as text: one row per layer, per sequence, spiking vs non-spiking."""
-    lines = [
-        f"Energy per sequence on the {split} split "
-        f"({PJ_PER_AC} pJ/AC, {PJ_PER_MAC} pJ/MAC; counting rules: "
-        "pspikessm.callbacks.energy_counts)",
-        f"{'layer':<14}{'ACs':>14}{'MACs':>14}{'energy nJ':>12}"
-        f"{'non-spiking MACs':>18}{'non-spiking nJ':>16}",
-    ]
-    for entry in table:
-        lines.append(
-            f"{entry['row']:<14}{entry['ac']:>14.4g}{entry['mac']:>14.4g}{entry['nj']:>12.4g}"
-            f"{entry['dense_mac']:>18.4g}{entry['dense_nj']:>16.4g}"
-        )
-    total = table[-1]
-    if total["nj"] > 0:
-        lines.append(f"non-spiking / spiking energy: {total['dense_nj'] / total['nj']:.3g}x")
-    return "\n".join(lines)
-
-
-@rank_zero_only
-def _print(text: str) -> None:
-    print(text, flush=True)
+        publish_table(pl_module.trainer, self.table, split)
 
 
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)$")

@@ -57,6 +57,12 @@ def source_name(qualified_name: str) -> str:
     return qualified_name.replace(".", "_") or "model"
 
 
+def layer_of(source: str) -> str:
+    """The layer a source name belongs to: the part before its last ``/`` (``layer0/input``,
+    ``layer0/output_b`` → ``layer0``); a name without ``/`` is its own layer."""
+    return source.rpartition("/")[0] or source
+
+
 def spikes_and_mask(args: tuple, kwargs: dict, output: torch.Tensor):
     """The (B, H, L) output and the (B, 1, L) mask (or None) of one spike-source call."""
     mask = kwargs.get("mask", args[1] if len(args) > 1 else None)

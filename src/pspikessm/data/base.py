@@ -58,6 +58,9 @@ class SequenceDataModule(L.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        # Every task's __init__ arguments (collected up the subclass chain; under the CLI its
+        # `data:` config): logged beside the model's in TensorBoard's HPARAMS tab.
+        self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
