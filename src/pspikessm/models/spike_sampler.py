@@ -22,8 +22,9 @@ class StochasticSpike(torch.autograd.Function):
     ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1`` where ``0 < x < 1`` (and the mask is 1), else 0,
     as torch's clamp passes it.
 
-    Fused for speed and memory: with ``z`` in [0, 1), ``z < clamp(x, 0, 1)`` equals ``z < x``,
-    so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
+    Fused for speed and memory: with ``z`` in [0, 1) (drawn here, or given: the caller's
+    uniforms must lie in [0, 1) too, as ``torch.rand`` draws them), ``z < clamp(x, 0, 1)``
+    equals ``z < x``, so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
     mantissa bits would bias the rates) becomes the spike tensor in place; backward keeps
     one boolean per element (where the gradient passes), not a float tensor.
     """
@@ -34,8 +35,8 @@ class StochasticSpike(torch.autograd.Function):
     ) -> torch.Tensor:
         if uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
-        else:  # caller's uniforms may include 1.0: compare with the clamped probability
-            spikes = (uniforms < x.clamp(0.0, 1.0).float()).float()
+        else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
+            spikes = torch.lt(uniforms, x).to(torch.float32)
         if mask is not None:
             spikes.mul_(mask)
         if ctx.needs_input_grad[0]:
@@ -63,7 +64,7 @@ class SpikeSampler(nn.Module):
             it from ``model.eval_mode``.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
-    steps, 0 at padding: padded steps never spike); optional ``uniforms`` of ``x``'s shape to
+    steps, 0 at padding: padded steps never spike); optional ``uniforms`` in [0, 1) of ``x``'s shape to
     fix the random draw. Outputs: spikes of ``x``'s shape and dtype (0.0 or 1.0), or ``p``.
 
     Forward hooks on this module see every spike tensor the network produces; nothing is kept
