@@ -91,5 +91,9 @@ def test_generation_when_files_are_absent(tmp_path: Path) -> None:
         num_train=20, num_val=5, num_test=5, min_length=3, max_length=20, max_depth=2
     )
     data = ListOpsDataModule(data_dir=tmp_path / "generated", generate=config)
-    assert data.vocab_size > 3  # the CLI's link reads this at instantiation
+    assert data.vocab_size == 18  # the grammar's: the CLI's link reads it before any file
+    assert not (tmp_path / "generated").exists()
+    data.prepare_data()  # generation happens here, on rank 0 only
     assert (tmp_path / "generated" / "basic_train.tsv").exists()
+    data.setup("fit")
+    assert len(data.datasets["train"]) == 20
