@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import replace
 
@@ -82,9 +83,14 @@ def test_fit_after_prepare_does_not_touch_the_network(tmp_path, capsys, monkeypa
         assert len(served.requests) == 1
 
 
-def test_prepare_ignores_the_model_and_trainer_sections(listops_dir, capsys):
+def test_prepare_ignores_the_model_and_trainer_sections(listops_dir, capsys, recwarn):
     """A full run's options work as they are; on this CPU-only machine a trainer built from
-    the GPU preset would fail, so nothing builds one."""
+    the GPU preset would fail, so nothing builds one; nothing is said about a training run."""
+    seed_messages: list[logging.LogRecord] = []
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+    handler = logging.Handler()
+    handler.emit = seed_messages.append  # type: ignore[method-assign]
+    seed_log.addHandler(handler)
     output = prepare(
         [
             f"--config={CONFIGS / 'lra/listops.yaml'}",
@@ -97,6 +103,9 @@ def test_prepare_ignores_the_model_and_trainer_sections(listops_dir, capsys):
         capsys,
     )
     assert "splits     train 96, val 32, test 32" in output
+    seed_log.removeHandler(handler)
+    assert not seed_messages  # "Seed set to 0"
+    assert not [w for w in recwarn if "LightningCLI's args" in str(w.message)]
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,6 @@ def missing_data(
         message += (
             f" Download {', '.join(urls)} and unpack it into data.data_dir, or set "
             "data.download=true and run `pspikessm prepare` with the same --config and --data "
-            "options (or start training)."
+            "options."
         )
     return DataNotFound(message, missing, partial)

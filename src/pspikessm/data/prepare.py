@@ -16,8 +16,12 @@ on a login node (which has internet) before submitting the training job.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
@@ -43,17 +47,33 @@ def build_data_module(argv: list[str], cli_class: type[LightningCLI]) -> Lightni
             instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
             self.datamodule = instantiate(Namespace(data=self.config.data)).data
 
-    cli = PrepareCLI(
-        SequenceClassifier,
-        LightningDataModule,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_callback=None,
-        parser_kwargs={"prog": "pspikessm prepare", "description": __doc__.split("\n")[0]},
-        args=argv,
-        run=False,
-    )
+    with _quiet():
+        cli = PrepareCLI(
+            SequenceClassifier,
+            LightningDataModule,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_callback=None,
+            parser_kwargs={"prog": "pspikessm prepare", "description": __doc__.split("\n")[0]},
+            args=argv,
+            run=False,
+        )
     return cli.datamodule
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what building the CLI says about a training run that prepare does not start:
+    the seed it sets and its warning about ``args`` given beside ``sys.argv``."""
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+    level = seed_log.level
+    seed_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            yield
+    finally:
+        seed_log.setLevel(level)
 
 
 def tree_size(paths: list[Path]) -> int:
