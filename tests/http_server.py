@@ -37,7 +37,10 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             if requested and not served.ignore_range:
                 start = int(requested.removeprefix("bytes=").split("-")[0])
                 if start >= len(data):
-                    self.send_error(416)
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")

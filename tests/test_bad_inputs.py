@@ -67,6 +67,7 @@ def test_empty_wav_names_the_file(tmp_path):
         SpeechCommandsDataModule(root).setup("fit")
 
 
+@pytest.mark.slow
 def test_process_exits_non_zero_naming_the_file(listops_dir, tmp_path):
     """The same through a real process: exit status 1 and the file in the message."""
     (listops_dir / "listops-1000" / "basic_val.tsv").write_text("Source\tTarget\n")

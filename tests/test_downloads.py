@@ -140,6 +140,15 @@ def test_partial_file_of_an_earlier_run_is_continued(tmp_path):
     assert (tmp_path / "payload.bin").read_bytes() == PAYLOAD
 
 
+@pytest.mark.parametrize(("kept", "requests"), [(len(PAYLOAD), 1), (len(PAYLOAD) + 5, 2)])
+def test_a_part_as_long_as_the_file_is_verified_and_a_longer_one_replaced(tmp_path, kept, requests):
+    (tmp_path / "payload.bin.part").write_bytes((PAYLOAD + b"extra")[:kept])
+    with serve({"payload.bin": PAYLOAD}) as served:
+        fetch([payload_resource(served)], tmp_path)
+    assert len(served.requests) == requests  # 416 "nothing after byte N", then from 0
+    assert (tmp_path / "payload.bin").read_bytes() == PAYLOAD
+
+
 def test_server_without_range_support_starts_over(tmp_path):
     (tmp_path / "payload.bin.part").write_bytes(b"stale bytes")
     with serve({"payload.bin": PAYLOAD}, ignore_range=True) as served:

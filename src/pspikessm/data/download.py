@@ -150,8 +150,11 @@ def _transfer(url: str, part: Path) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # nothing after offset: the file is complete
-            return
+        if error.code == 416 and offset:  # nothing after offset: complete, or not this file
+            if error.headers.get("Content-Range", "") == f"bytes */{offset}":
+                return
+            part.unlink()
+            raise http.client.HTTPException(f"{part} does not match {url}; starting over") from None
         raise _unreachable(url, part, error) from error
     except (urllib.error.URLError, OSError) as error:
         raise _unreachable(url, part, error) from error
