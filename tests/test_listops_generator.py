@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +146,24 @@ def test_make_listops_command(tmp_path: Path, capsys) -> None:
     lines = (tmp_path / "basic_train.tsv").read_text().splitlines()
     assert lines[0] == "Source\tTarget" and len(lines) == 11
     assert "basic_test.tsv" in capsys.readouterr().out
+
+
+def test_generator_needs_neither_torch_nor_lightning() -> None:
+    """The generator (and its checks) start without the heavy imports, so a bad setting fails
+    at once; `pspikessm make-listops` gains that too once cli.py imports Lightning lazily."""
+    code = (
+        "import sys\n"
+        "from pspikessm.data.listops_generator import main\n"
+        "try:\n"
+        "    main(['--out', 'never', '--min-length', '500', '--max-length', '200'])\n"
+        "except SystemExit as error:\n"
+        "    assert error.code == 2\n"
+        "assert not {'torch', 'lightning'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    source = Path(__file__).resolve().parents[1] / "src"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(source)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--min-length=500 must be at least 2 below --max-length=200" in result.stderr

@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+# Lightning's rank_zero_only (the same object, set to each process's rank), without importing
+# Lightning: the ListOps generator uses this module and starts in a fraction of a second.
+from lightning_utilities.core.rank_zero import rank_zero_only
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -36,7 +38,7 @@ def progress(description: str, total: int | None, unit: str = "items") -> Iterat
 
     ``total`` None: the size is unknown, the display shows the count only.
     """
-    if rank_zero_only.rank != 0:
+    if getattr(rank_zero_only, "rank", 0) != 0:
         yield lambda count: None
         return
     console = Console(stderr=True)
