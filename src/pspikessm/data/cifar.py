@@ -11,7 +11,7 @@ import torch
 from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.dense import DenseSequences
 from pspikessm.data.download import CIFAR10
-from pspikessm.data.errors import missing_data
+from pspikessm.data.errors import require_files
 from pspikessm.data.splits import check_fraction, seeded_split
 
 FOLDER = "cifar-10-batches-py"
@@ -85,16 +85,12 @@ class CIFAR10DataModule(SequenceDataModule):
         }
 
     def sources(self) -> list[Path]:
-        sources = [path for paths in self.files().values() for path in paths]
-        if missing := [path for path in sources if not path.exists()]:
-            raise missing_data(
-                "CIFAR-10",
-                missing,
-                f"the python batches in {self.data_dir / FOLDER}",
-                [CIFAR10.url],
-                partial=(self.data_dir / FOLDER).exists(),
-            )
-        return sources
+        return require_files(
+            "CIFAR-10",
+            [path for paths in self.files().values() for path in paths],
+            f"the python batches in {self.data_dir / FOLDER}",
+            [CIFAR10.url],
+        )
 
     def build(self, part: str) -> dict:
         cache = {}

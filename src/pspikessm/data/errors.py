@@ -46,3 +46,11 @@ def missing_data(
             "options."
         )
     return DataNotFound(message, missing, partial)
+
+
+def require_files(task: str, files: list[Path], expected: str, urls: Iterable[str]) -> list[Path]:
+    """``files`` if they all exist, else the :func:`missing_data` error for the absent ones
+    (``partial`` when some of them exist)."""
+    if missing := [path for path in files if not path.exists()]:
+        raise missing_data(task, missing, expected, urls, partial=len(missing) < len(files))
+    return files

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from pspikessm.data.base import SPLITS
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.download import LRA_RELEASE, release_root
-from pspikessm.data.errors import missing_data
+from pspikessm.data.errors import require_files
 from pspikessm.data.listops_generator import (
     END,
     HEADER,
@@ -124,18 +124,14 @@ class ListOpsDataModule(TokenDataModule):
         return {split: folder / f"basic_{split}.tsv" for split in SPLITS}
 
     def sources(self) -> list[Path]:
-        files = list(self.files().values())
-        if missing := [path for path in files if not path.exists()]:
-            raise missing_data(
-                "ListOps",
-                missing,
-                f"basic_train.tsv, basic_val.tsv and basic_test.tsv in {self.data_dir} or "
-                f"{self.data_dir / RELEASE_SUBDIR} (the LRA release; or generate a set with "
-                f"`pspikessm make-listops --out {self.data_dir}`)",
-                [LRA_RELEASE.url],
-                partial=len(missing) < len(files),
-            )
-        return files
+        return require_files(
+            "ListOps",
+            list(self.files().values()),
+            f"basic_train.tsv, basic_val.tsv and basic_test.tsv in {self.data_dir} or "
+            f"{self.data_dir / RELEASE_SUBDIR} (the LRA release; or generate a set with "
+            f"`pspikessm make-listops --out {self.data_dir}`)",
+            [LRA_RELEASE.url],
+        )
 
     def settings(self) -> dict:
         return {"max_length": self.max_length}

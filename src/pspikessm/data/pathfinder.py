@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from pspikessm.data.base import SequenceDataModule
 from pspikessm.data.dense import DenseSequences
 from pspikessm.data.download import LRA_RELEASE, release_root
 from pspikessm.data.errors import missing_data
-from pspikessm.data.progress import progress
+from pspikessm.data.progress import map_in_threads
 from pspikessm.data.splits import check_fraction, seeded_split
 from pspikessm.data.textfiles import read_lines
 
@@ -145,12 +143,9 @@ class PathfinderDataModule(SequenceDataModule):
         def load(index: int) -> None:
             pixels[index] = read_image(kept[index][0], self.resolution)
 
-        with (
-            ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
-            progress(f"Decoding pathfinder{self.resolution} images", len(kept)) as advance,
-        ):
-            for _ in pool.map(load, range(len(kept))):
-                advance(1)
+        description = f"Decoding pathfinder{self.resolution} images"
+        for _ in map_in_threads(load, list(range(len(kept))), description):
+            pass
         labels = torch.tensor([label for _, label, _, _ in kept], dtype=torch.int64)
         return {"images": torch.from_numpy(pixels), "labels": labels, "skipped": len(skipped)}
 

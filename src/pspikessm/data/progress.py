@@ -8,8 +8,11 @@ not a terminal (a batch job's log file) it is one log line per 10 %. Other ranks
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 # Lightning's rank_zero_only (the same object, set to each process's rank), without importing
 # Lightning: the ListOps generator uses this module and starts in a fraction of a second.
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Advances a progress display by a number of bytes or items.
 Advance = Callable[[int], None]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @contextmanager
@@ -50,6 +55,20 @@ def progress(description: str, total: int | None, unit: str = "items") -> Iterat
     lines = _TenPercentLines(description, total, unit)
     yield lines.advance
     lines.finish()
+
+
+def map_in_threads(
+    function: Callable[[Item], Result], items: list[Item], description: str
+) -> Iterator[Result]:
+    """``function`` of each item, in order, computed by one thread per core (file decoding
+    releases the GIL) while the progress of the items is shown."""
+    with (
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+        progress(description, len(items)) as advance,
+    ):
+        for result in pool.map(function, items):
+            yield result
+            advance(1)
 
 
 def _bar(console: Console, unit: str) -> Progress:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collate
 from pspikessm.data.download import LRA_RELEASE, release_root
-from pspikessm.data.errors import missing_data
+from pspikessm.data.errors import require_files
 from pspikessm.data.progress import progress
 from pspikessm.data.text import char_table, encode_chars
 from pspikessm.data.textfiles import no_rows_error, read_lines
@@ -96,17 +96,13 @@ class RetrievalDataModule(TokenDataModule):
         }
 
     def sources(self) -> list[Path]:
-        files = list(self.files().values())
-        if missing := [path for path in files if not path.exists()]:
-            raise missing_data(
-                "AAN retrieval",
-                missing,
-                f"new_aan_pairs.{{train,eval,test}}.tsv in {self.data_dir} or "
-                f"{self.data_dir / RELEASE_SUBDIR} (the LRA release)",
-                [LRA_RELEASE.url],
-                partial=len(missing) < len(files),
-            )
-        return files
+        return require_files(
+            "AAN retrieval",
+            list(self.files().values()),
+            f"new_aan_pairs.{{train,eval,test}}.tsv in {self.data_dir} or "
+            f"{self.data_dir / RELEASE_SUBDIR} (the LRA release)",
+            [LRA_RELEASE.url],
+        )
 
     def settings(self) -> dict:
         return {"max_length": self.max_length, "min_freq": self.min_freq}

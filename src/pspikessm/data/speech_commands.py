@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +16,7 @@ from pspikessm.data.base import SPLITS, SequenceDataModule
 from pspikessm.data.dense import DenseSequences
 from pspikessm.data.download import SPEECH_COMMANDS
 from pspikessm.data.errors import missing_data
-from pspikessm.data.progress import progress
+from pspikessm.data.progress import map_in_threads
 from pspikessm.data.textfiles import read_lines
 
 #: S4's class order of the 35 words.
@@ -208,14 +206,8 @@ class SpeechCommandsDataModule(SequenceDataModule):
         clips = self.clips()[part]
         if not clips:
             raise ValueError(f"{self.root()}: no {part} clips of the words {self.words}")
-        with (
-            ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
-            progress(f"Reading Speech Commands {part} clips", len(clips)) as advance,
-        ):
-            waves = []
-            for wave in pool.map(read_wav, [path for path, _ in clips]):
-                waves.append(wave)
-                advance(1)
+        paths = [path for path, _ in clips]
+        waves = list(map_in_threads(read_wav, paths, f"Reading Speech Commands {part} clips"))
         values = torch.from_numpy(np.stack(waves))  # (N 16000) int16
         if self.half_rate_eval and part != "train":
             values = values[:, ::2]
