@@ -53,7 +53,7 @@ def no_fetch(monkeypatch):
 def test_vocab_size_never_downloads(tmp_path, no_fetch, task):
     """The CLI reads vocab_size on every process before prepare_data: it must not fetch."""
     data = task(tmp_path, download=True)
-    with pytest.raises(DataNotFound, match=r"run `pspikessm prepare` first"):
+    with pytest.raises(DataNotFound, match=r"pspikessm prepare.*Training cannot download it"):
         _ = data.vocab_size
     assert not list(tmp_path.iterdir())
 

@@ -23,8 +23,8 @@ class TokenDataModule(SequenceDataModule):
             return Vocabulary(self.preprocessed()["vocabulary"])
         except DataNotFound as absent:
             raise DataNotFound(
-                f"{absent} (The model's vocabulary size is read from the training split when "
-                "the run starts, before any download: run `pspikessm prepare` first.)",
+                f"{absent} (Training cannot download it: the model's vocabulary size is read "
+                "from the training split before training starts.)",
                 absent.missing,
                 absent.partial,
             ) from None
