@@ -28,6 +28,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.data.listops_generator import main as make_listops_main
+from pspikessm.data.prepare import main as prepare_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
 
@@ -41,6 +42,7 @@ def _energy_main(argv: list[str]) -> None:
 #: Commands that are not Trainer subcommands: name → ``main(argv)``.
 TOOLS: dict[str, Callable[[list[str]], None]] = {
     "make-listops": make_listops_main,
+    "prepare": lambda argv: prepare_main(argv, PSpikeSSMCLI),
     "energy": _energy_main,
 }
 
