@@ -46,8 +46,21 @@ def test_overlays_are_all_in_the_matrix():
     assert {name for combination in COMBINATIONS for name in combination} == set(OVERLAYS)
 
 
-@pytest.mark.parametrize("config", sorted(ALL_TASKS))
-@pytest.mark.parametrize("overlays", COMBINATIONS, ids="+".join)
+#: Tasks of 16k steps: the LIF loop over them takes 20-40 s a run, so those cases are `slow`.
+LONG = ("lra/pathx.yaml", "speech/sc10.yaml", "speech/sc35.yaml")
+CASES = [
+    pytest.param(
+        config,
+        overlays,
+        marks=[pytest.mark.slow] if config in LONG and "lif_ssm" in overlays else [],
+        id=f"{'+'.join(overlays)}-{config}",
+    )
+    for overlays in COMBINATIONS
+    for config in sorted(ALL_TASKS)
+]
+
+
+@pytest.mark.parametrize(("config", "overlays"), CASES)
 def test_overlay_fits_and_tests_on_task(config, overlays, task_data, tmp_path):
     common = [
         f"--config={CONFIGS / config}",
@@ -62,8 +75,8 @@ def test_overlay_fits_and_tests_on_task(config, overlays, task_data, tmp_path):
     ]
     fit = cli_main(["fit", *common, "--trainer.fast_dev_run=1"])
     assert fit.trainer.state.finished and "train/loss" in fit.trainer.callback_metrics
-    test = cli_main(["test", *common, "--trainer.limit_test_batches=1"])
-    metrics = test.trainer.callback_metrics
+    fit.trainer.test(fit.model, datamodule=fit.datamodule, verbose=False)  # one batch
+    metrics = fit.trainer.callback_metrics
     assert "test/acc" in metrics and metrics["energy/total/nj"] > 0
     spiking = "nonspiking" not in overlays
     assert any(key.startswith("sparsity/test/") for key in metrics) == spiking
