@@ -6,9 +6,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from pspikessm.data.collate import pad_collate
+from pspikessm.data.resumable import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
 
@@ -105,7 +106,8 @@ class SequenceDataModule(L.LightningDataModule):
         # Our own DistributedSampler (also for one process): Lightning calls set_epoch on it,
         # so the order is a function of (seed, epoch), and it leaves it in place under DDP.
         # Evaluation sets whose size W does not divide get padded by repeating examples.
-        sampler = DistributedSampler(
+        # Resumable: a run resumed mid-epoch continues that epoch's order (data/resumable.py).
+        sampler = ResumableSampler(
             self.datasets[split],
             num_replicas=self.world_size,
             rank=self.rank,
@@ -115,7 +117,7 @@ class SequenceDataModule(L.LightningDataModule):
         # A generator of its own keeps DataLoader's worker seeding off torch's global
         # generator, which carries the spike stream.
         generator = torch.Generator().manual_seed(self.seed + self.rank)
-        return DataLoader(
+        return ResumableDataLoader(
             self.datasets[split],
             batch_size=self.per_process(batch_size),
             sampler=sampler,
