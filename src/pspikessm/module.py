@@ -15,12 +15,19 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.models.spike_sampler import SpikeSampler
 from pspikessm.optim import parameter_groups, warmup_cosine_lambda
+from pspikessm.resume_checks import (
+    ARCHITECTURE_KEY,
+    OPTIMIZER_KEY,
+    check_architecture,
+    check_optimizer,
+    optimizer_settings,
+    use_fresh_optimizers,
+)
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 EVAL_MODES = ("sample", "expected", "mc")
-SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
 
 
 class SequenceClassifier(L.LightningModule):
@@ -52,6 +59,11 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
+        reset_optimizer: when resuming with optimiser settings (learning rates, betas, weight
+            decay, schedule) other than the checkpoint's, build the optimiser and schedule
+            anew from the current settings at the checkpoint's step, restoring only weights,
+            step counters and the spike stream. Off: such a resume is an error (it would
+            keep the checkpoint's optimiser). Nothing is reset when the settings are equal.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -80,6 +92,7 @@ class SequenceClassifier(L.LightningModule):
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
+        reset_optimizer: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
@@ -101,7 +114,15 @@ class SequenceClassifier(L.LightningModule):
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
+        # The training epoch's running loss and accuracy are in checkpoints too, so an epoch
+        # resumed part-way reports the whole epoch (and they restart with each new epoch).
+        self.train_loss = MeanMetric(dist_sync_on_step=True)  # step values: the global batch
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
+        self._trained_this_epoch = False
         self._resumed_rng_state: dict | None = None
+        self._resumed_checkpoint: dict[str, Any] | None = None  # until the optimisers exist
+        self._optimizer_settings: dict[str, Any] | None = None
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
@@ -159,6 +180,22 @@ class SequenceClassifier(L.LightningModule):
             self.backbone.compile()  # in place: state_dict keys stay those of the plain model
             self._backbone_compiled = True
 
+    def on_train_epoch_start(self) -> None:
+        # Not called when a run resumes part-way into an epoch: the restored states continue.
+        self.train_loss.reset()
+        self.train_acc.reset()
+        self._trained_this_epoch = False
+
+    def on_train_epoch_end(self) -> None:
+        # An epoch resumed in its closing validation ran no training step in this process,
+        # so Lightning has nothing to log for it: log the restored (whole-epoch) means here.
+        if self._trained_this_epoch or self.trainer.ckpt_path is None:
+            return
+        with warnings.catch_warnings():  # "compute ... called before the update method"
+            warnings.simplefilter("ignore", UserWarning)
+            self.log("train/loss_epoch", self.train_loss.compute())
+            self.log("train/acc", self.train_acc.compute())
+
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
         if self.trainer.global_step == 0:
@@ -175,9 +212,10 @@ class SequenceClassifier(L.LightningModule):
         logits = self(inputs, lengths)
         loss = F.cross_entropy(logits, targets)
         self.train_acc(logits, targets)
-        # sync_dist: the logged loss is that of the global batch, not of process 0's share.
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.train_loss(loss.detach(), weight=targets.numel())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._trained_this_epoch = True
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -210,27 +248,32 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_state"] = rng_state()
-        checkpoint[SETTINGS_KEY] = getattr(self.backbone, "settings", None)
+        checkpoint[ARCHITECTURE_KEY] = getattr(self.backbone, "settings", None)
+        if self._optimizer_settings is not None:
+            checkpoint[OPTIMIZER_KEY] = self._optimizer_settings
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the spike stream; refuse a checkpoint whose backbone was built differently,
-        naming the settings."""
+        """Refuse a checkpoint of another architecture (naming the settings); keep the spike
+        stream, and the checkpoint until :meth:`on_fit_start` can compare optimisers."""
+        trainer = self._trainer
+        check_architecture(
+            checkpoint.get(ARCHITECTURE_KEY),
+            getattr(self.backbone, "settings", None),
+            trainer.ckpt_path if trainer is not None else None,
+        )
         self._resumed_rng_state = checkpoint.get("rng_state")
-        saved = checkpoint.get(SETTINGS_KEY)
-        current = getattr(self.backbone, "settings", None)
-        if not saved or not current:
-            return
-        mismatched = [
-            f"{key}: checkpoint {saved[key]!r}, model {current.get(key)!r}"
-            for key in saved
-            if key in current and saved[key] != current[key]
-        ]
-        if mismatched:
-            raise ValueError(
-                "checkpoint was trained with another architecture; set "
-                "model.backbone.init_args.<setting> to the checkpoint's value, or load a "
-                "matching checkpoint. Mismatched settings: " + "; ".join(mismatched)
-            )
+        if trainer is not None and trainer.state.fn == "fit":
+            self._resumed_checkpoint = checkpoint
+
+    def on_fit_start(self) -> None:
+        # The optimisers are built, not yet restored: record what they are built with, and
+        # compare it with the checkpoint's before Lightning restores that.
+        self._optimizer_settings = optimizer_settings(self.trainer)
+        checkpoint, self._resumed_checkpoint = self._resumed_checkpoint, None
+        if checkpoint is not None and check_optimizer(
+            checkpoint.get(OPTIMIZER_KEY), self._optimizer_settings, self.hparams.reset_optimizer
+        ):
+            use_fresh_optimizers(self.trainer, checkpoint)
 
     def configure_optimizers(self):
         hp = self.hparams
