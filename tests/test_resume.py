@@ -141,19 +141,13 @@ def test_the_command_exits_with_75_when_preempted(listops_dir, tmp_path, monkeyp
     assert last_checkpoint(tmp_path)["global_step"] == 3
 
 
-def test_a_signal_before_training_writes_nothing(listops_dir, tmp_path):
+def test_a_signal_before_training_writes_nothing(listops_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PSPIKESSM_FAULT", "SIGTERM:sanity:0")
     args = run_args(listops_dir, tmp_path, max_epochs=1)
-
-    class SignalInSanityCheck(Callback):
-        def on_validation_batch_end(self, trainer, *args) -> None:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    cli = cli_main(args[1:], run=False)
-    cli.trainer.callbacks.insert(0, SignalInSanityCheck())
-    with pytest.raises(SystemExit):
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    assert not (run_dir(tmp_path) / "checkpoints").exists()
-    assert not list(run_dir(tmp_path).glob("config*.yaml"))
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, "--trainer.callbacks+=fault_injection.InjectFault"])
+    assert stopped.value.code == PREEMPTED_EXIT_CODE
+    assert list((tmp_path / "logs" / "quickstart").iterdir()) == []  # no run folder
 
 
 def test_a_resume_records_its_config_beside_the_first_and_a_failed_one_writes_nothing(
@@ -188,3 +182,26 @@ def test_a_new_run_refuses_a_run_folder_that_holds_one(listops_dir, tmp_path):
     with pytest.raises(FileExistsError, match=r"quickstart/a/checkpoints/last.ckpt exists.*last"):
         cli_main(args)
     assert last.read_bytes() == saved
+
+
+def test_slurm_requeue_still_happens_on_sigusr1(listops_dir, tmp_path, monkeypatch):
+    # A SLURM step as Lightning detects it, and an scontrol that records its arguments.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "scontrol.args"}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "pspikessm", "SLURM_JOB_ID": "4242",
+             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+
+    args = [
+        *run_args(listops_dir, tmp_path, max_epochs=1),
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    status = preempted_fit(args, SendSignal(signal.SIGUSR1, step=2))
+    assert status == PREEMPTED_EXIT_CODE
+    assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
+    assert last_checkpoint(tmp_path)["global_step"] == 3

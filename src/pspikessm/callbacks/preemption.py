@@ -135,11 +135,11 @@ class PreemptionCheckpoint(Callback):
         if validation_pending:
             mark_validation_not_run(trainer)
         path = self.last_checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole training state
         self._saved = True
-        name = self.received.name if self.received is not None else "a stop signal"
+        name = self.received.name if self.received is not None else "a signal in another process"
         rank_zero_info(
-            f"Received {name}: saved {path} at global step {trainer.global_step}"
+            f"Stopping on {name}: saved {path} at global step {trainer.global_step}"
             f"{' (the validation in progress runs again on resume)' if validation_pending else ''}"
             f"; exiting with code {PREEMPTED_EXIT_CODE}. Continue with "
             "`pspikessm fit <same options> --ckpt_path last`."

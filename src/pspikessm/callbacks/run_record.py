@@ -12,8 +12,6 @@ from lightning.pytorch.cli import SaveConfigCallback
 
 from pspikessm.checkpoint_io import atomic_write_text
 
-EVENT_FILES = "events.out.tfevents.*"
-
 
 def record_path(run_dir: Path) -> Path:
     """``config.yaml`` for the first attempt in ``run_dir``, then ``config-attempt<N>.yaml``."""
@@ -38,9 +36,10 @@ class RunConfigRecord(SaveConfigCallback):
     names the command, the time and, for a resume, the checkpoint and its global step. Rank
     zero writes; the file is replaced atomically.
 
-    A start that fails leaves the run folder as it was: nothing is recorded, and the event
-    file the logger opened when the trainer set up (before any check could run) is removed
-    (the CLI calls :meth:`note_existing_files` before the trainer runs).
+    A start that fails leaves the run folder as it was: nothing is recorded, and the files
+    the logger wrote while the trainer set up (its event file, before any check could run;
+    ``hparams.yaml`` of a new run) are removed (the CLI calls :meth:`note_existing_files`
+    before the trainer runs).
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -78,10 +77,10 @@ class RunConfigRecord(SaveConfigCallback):
         self.already_saved = True
 
     def note_existing_files(self, trainer: L.Trainer) -> None:
-        """Remember the run folder's event files before the trainer runs (call it then)."""
+        """Remember the run folder's files before the trainer runs (call it then)."""
         log_dir = trainer.logger.log_dir if trainer.logger is not None else None
         self._log_dir = Path(log_dir) if log_dir is not None else None
-        self._existing = set(self._log_dir.glob(EVENT_FILES)) if self._log_dir else set()
+        self._existing = _files(self._log_dir) if self._log_dir else set()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -89,7 +88,11 @@ class RunConfigRecord(SaveConfigCallback):
         log_dir = getattr(self, "_log_dir", None)
         if self.already_saved or not trainer.is_global_zero or log_dir is None:
             return
-        for events in set(log_dir.glob(EVENT_FILES)) - self._existing:
-            events.unlink(missing_ok=True)
+        for path in _files(log_dir) - self._existing:  # the logger's event file, hparams.yaml
+            path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             log_dir.rmdir()  # a folder this attempt created (only when empty)
+
+
+def _files(folder: Path) -> set[Path]:
+    return {path for path in folder.glob("*") if path.is_file()} if folder.is_dir() else set()
