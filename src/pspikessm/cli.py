@@ -85,20 +85,20 @@ class PSpikeSSMCLI(LightningCLI):
             self.config = parser.parse_object(args)
         else:
             self.config = parser.parse_args(args)
-
-    def _parse_ckpt_path(self) -> None:
-        """Keep the configured model when a checkpoint path is given.
-
-        LightningCLI would replace the model options with the checkpoint's hyperparameters,
-        silently overriding the command line (``--model.backbone.init_args.d_model 32`` ran
-        with 64). Here the command line wins, and a checkpoint of another architecture is an
-        error naming the settings when it loads (:mod:`pspikessm.resume_checks`).
-        """
+        # Next, LightningCLI would replace the model options with the hyperparameters saved
+        # in a --ckpt_path file, silently overriding the command line (d_model 32 ran with
+        # 64). The path is held back until the classes are built: the command line's model
+        # is used, and a checkpoint of another architecture is an error when it loads.
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self._ckpt_path = self.config[subcommand].get("ckpt_path")
+            self.config[subcommand].ckpt_path = None
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
         config = self.config[self.subcommand]
+        config.ckpt_path = self._ckpt_path
         if config.get("ckpt_path") == "last":
             self._resolve_last(config)
         if self.subcommand != "fit":
@@ -216,9 +216,8 @@ def cli_main(
     return cli_class(SequenceClassifier, LightningDataModule, args=args, run=run, **options)
 
 
-class _DropLightningTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+def _no_lightning_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def quiet_start_up() -> None:
@@ -228,7 +227,7 @@ def quiet_start_up() -> None:
     if not package_log.handlers:
         package_log.addHandler(logging.StreamHandler())
         package_log.setLevel(logging.INFO)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLightningTips())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_lightning_tip)
     # Lightning 2.6 on torch >= 2.10 (its own use of a deprecated torch class).
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
 
