@@ -106,7 +106,11 @@ def fixed_checkpoint_folder(config: Any) -> Path | None:
 
 
 def continue_run(config: Any, found: LastCheckpoint) -> None:
-    """Point ``config`` (a ``fit`` config) at ``found``: resume it, in its own run folder."""
+    """Point ``config`` (a ``fit`` config) at ``found``: resume it, in its own run folder.
+
+    Lightning's default logger (none configured) cannot be pointed at a version: the resumed
+    run then logs into a new ``version_<n>``, which the next ``last`` finds.
+    """
     config.ckpt_path = str(found.path)
     logger = config.trainer.get("logger")
     if isinstance(logger, list):

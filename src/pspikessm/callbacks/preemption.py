@@ -141,7 +141,7 @@ class PreemptionCheckpoint(Callback):
         rank_zero_info(
             f"Stopping on {name}: saved {path} at global step {trainer.global_step}"
             f"{' (the validation in progress runs again on resume)' if validation_pending else ''}"
-            f"; exiting with code {PREEMPTED_EXIT_CODE}. Continue with "
+            f"; stopping with exit status {PREEMPTED_EXIT_CODE}. Continue with "
             "`pspikessm fit <same options> --ckpt_path last`."
         )
 
