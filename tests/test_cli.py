@@ -153,7 +153,6 @@ def test_an_error_in_a_linked_value_arrives_unwrapped(tmp_path, listops_dir) -> 
 
 
 def test_a_normal_run_prints_no_warnings(tmp_path, listops_dir) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
     args = [
         *listops_args(tmp_path, listops_dir),
         "--trainer.max_epochs=1",
@@ -161,15 +160,24 @@ def test_a_normal_run_prints_no_warnings(tmp_path, listops_dir) -> None:
         "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=1",
     ]
-    for command in (["fit", *args], ["fit", *args, "--trainer.max_epochs=2", "--ckpt_path=last"],
-                    ["test", *args, "--ckpt_path=last"]):  # fmt: skip
-        result = subprocess.run(
-            [sys.executable, "-m", "pspikessm", *command],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, output[-3000:]
-        # Python and Lightning warnings print "<file>.py:<line>: <message>".
-        warnings = [line for line in output.splitlines() if re.search(r"\.py:\d+: ", line)]
-        assert warnings == [], command
-        assert "Tip" not in output and "args parameter" not in output
+    commands = [
+        ["fit", *args],
+        ["fit", *args, "--trainer.max_epochs=2", "--ckpt_path=last"],  # a resume
+        ["test", *args, "--ckpt_path=last"],
+    ]
+    # The console entry point on sys.argv, three commands in one interpreter (one import).
+    script = (
+        "import sys\nfrom pspikessm.cli import main\n"
+        f"for argv in {commands!r}:\n    sys.argv = ['pspikessm', *argv]\n    main()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    # Python and Lightning warnings print "<file>.py:<line>: <message>".
+    assert [line for line in output.splitlines() if re.search(r"\.py:\d+: ", line)] == []
+    assert "Tip" not in output and "args parameter" not in output
+    assert "test/acc" in output  # the three commands ran
