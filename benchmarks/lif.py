@@ -28,25 +28,33 @@ import torch
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.lif_neuron import LIFNeuron
+from pspikessm.models.settings import BlockSettings
 
 
 class IndexedLIF(LIFNeuron):
     """:class:`LIFNeuron` with the per-step indexing most hand-written loops use."""
 
-    def forward(self, current, mask=None, uniforms=None, state=None):
-        membrane = self.initial_state(current)
+    def forward(self, current, mask=None, uniforms=None):
+        membrane = current.new_zeros(current.shape[:2])
         spikes = []
         for t in range(current.shape[-1]):
-            s, membrane = self.step(current[..., t], membrane)
+            s, membrane = self.advance(current[..., t], membrane)
             spikes.append(s)
         out = torch.stack(spikes, dim=-1)  # (B H L)
         return out if mask is None else out * mask
 
 
+def block_with(neuron: str, d_model: int, d_state: int) -> PSpikeSSMBlock:
+    """One block of the fast variant (S4D kernel, one branch) with ``neuron`` at both sites:
+    the blocks differ only in how spikes are made."""
+    settings = BlockSettings(d_state=d_state, kernel="diag", second_branch=False, neuron=neuron)
+    return PSpikeSSMBlock(d_model, settings)
+
+
 def indexed_lif_block(d_model: int, d_state: int) -> PSpikeSSMBlock:
-    block = PSpikeSSMBlock(d_model, d_state, neuron="lif")
-    block.fuse.input_spikes = IndexedLIF()
-    block.output_spikes = IndexedLIF()
+    block = block_with("lif", d_model, d_state)
+    block.branches[0].input_spikes = IndexedLIF()
+    block.branches[0].output_spikes = IndexedLIF()
     return block
 
 
@@ -93,7 +101,7 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     blocks = {
-        neuron: PSpikeSSMBlock(args.d_model, args.d_state, neuron=neuron).to(device)
+        neuron: block_with(neuron, args.d_model, args.d_state).to(device)
         for neuron in ("pspike", "lif")
     }
     blocks["lif_indexed"] = indexed_lif_block(args.d_model, args.d_state).to(device)

@@ -1,4 +1,5 @@
-"""No import circle in the package: every import statement (in functions too) counts."""
+"""No import circle in the package: every import statement (in functions too) counts, except
+those under ``if TYPE_CHECKING:`` (never run)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,24 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except those inside ``if TYPE_CHECKING:`` blocks."""
+    for node in ast.iter_child_nodes(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def imported_modules(path: Path, known: set[str]) -> set[str]:
     """The package's modules that ``path`` imports (``from a import b`` may name module a.b)."""
     names: set[str] = set()
     package = (
         module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     )
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

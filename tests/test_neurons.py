@@ -10,6 +10,7 @@ import torch
 from pspikessm.models.binary_neuron import HeavisideSpike
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.lif_neuron import LIFNeuron
+from pspikessm.models.settings import BlockSettings
 
 
 def lif_reference(current: list[float], beta: float, threshold: float, reset: str) -> list[float]:
@@ -52,7 +53,8 @@ def test_lif_ssm_block_matches_per_step_reference() -> None:
     """The LIF-SSM block's vectorised part (the SSM current by FFT convolution) and its LIF
     loop equal a plain per-step run: SSM recurrence and LIF step by step (float64)."""
     torch.manual_seed(0)
-    block = PSpikeSSMBlock(6, 4, neuron="lif", dt_min=0.05, dt_max=0.5).double().eval()
+    settings = BlockSettings(d_state=4, neuron="lif", dt_min=0.05, dt_max=0.5)
+    block = PSpikeSSMBlock(6, settings).double().eval()
     x = torch.randn(2, 6, 30, dtype=torch.float64)
     with torch.no_grad():
         parallel = block(x)

@@ -73,7 +73,7 @@ trainer:
 model:
   backbone:
     class_path: pspikessm.models.PSpikeSSM
-    init_args: {d_model: 8, d_state: 4, n_layers: 1}
+    init_args: {d_model: 8, n_layers: 1, block: {d_state: 4}}
   scheduler: constant
 data:
   class_path: user_task_a.ParityTask

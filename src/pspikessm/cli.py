@@ -8,6 +8,7 @@ Examples::
     pspikessm fit --config configs/lra/listops.yaml --config configs/trainer/ddp.yaml  # all GPUs
     pspikessm test --config configs/quickstart.yaml --ckpt_path last     # newest run's last.ckpt
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
+    pspikessm prepare --config configs/lra/text.yaml                    # data, before training
     pspikessm energy --config configs/quickstart.yaml --ckpt_path last [--split test]
 
 A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
@@ -15,11 +16,11 @@ A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import sys
 import warnings
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -33,17 +34,21 @@ from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.callbacks.run_record import RunConfigRecord
 from pspikessm.checkpoint_io import use_atomic_checkpoints
 from pspikessm.cpu_memory import keep_freed_memory
+from pspikessm.data.listops_generator import main as make_listops_main
+from pspikessm.data.prepare import main as prepare_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
+from pspikessm.energy_cli import main as energy_main
 from pspikessm.module import SequenceClassifier
 from pspikessm.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
 
 log = logging.getLogger(__name__)
 
-#: Commands that are not Trainer subcommands: name → ``"module:function"`` taking ``argv``
-#: (imported when the command runs, so no tool is loaded for training).
-TOOLS: dict[str, str] = {
-    "make-listops": "pspikessm.data.listops_generator:main",
-    "energy": "pspikessm.energy_cli:main",
+#: Commands that are not Trainer subcommands: name → ``main(argv)``. A tool that builds the
+#: training CLI is given its class here (it does not import this module: no import circle).
+TOOLS: dict[str, Callable[[list[str]], None]] = {
+    "make-listops": make_listops_main,
+    "prepare": lambda argv: prepare_main(argv, PSpikeSSMCLI),
+    "energy": lambda argv: energy_main(argv, PSpikeSSMCLI),
 }
 
 
@@ -232,19 +237,13 @@ def quiet_start_up() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
 
 
-def run_tool(name: str, argv: list[str]) -> None:
-    """Run the data tool ``name`` (a key of :data:`TOOLS`) on ``argv``."""
-    module, function = TOOLS[name].split(":")
-    getattr(importlib.import_module(module), function)(argv)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
     quiet_start_up()
     try:
         if argv and argv[0] in TOOLS:
-            run_tool(argv[0], argv[1:])
+            TOOLS[argv[0]](argv[1:])
             return
         if argv and argv[0] in ("-h", "--help"):
             print(__doc__)

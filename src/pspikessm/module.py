@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -13,21 +13,17 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pspikessm.models.spike_sampler import SpikeSampler
-from pspikessm.optim import parameter_groups, warmup_cosine_lambda
-from pspikessm.resume_checks import (
-    ARCHITECTURE_KEY,
-    OPTIMIZER_KEY,
-    check_architecture,
-    check_optimizer,
-    optimizer_settings,
-    use_fresh_optimizers,
-)
+from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
+from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-EVAL_MODES = ("sample", "expected", "mc")
+#: How evaluation treats stochastic spikes (the one definition; see ``eval_mode`` below).
+EvalMode = Literal["sample", "expected", "mc"]
+EVAL_MODES = get_args(EvalMode)
+Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
+SCHEDULERS = get_args(Scheduler)
 
 
 class SequenceClassifier(L.LightningModule):
@@ -40,11 +36,14 @@ class SequenceClassifier(L.LightningModule):
         lr: peak learning rate of the untagged parameters.
         weight_decay: AdamW weight decay of the untagged parameters.
         betas: AdamW betas.
-        scheduler: ``cosine`` (linear warm-up then cosine decay, per step), ``plateau``
-            (reduce on plateau of ``monitor``, per epoch) or ``constant``.
-        warmup_steps: linear warm-up steps of the cosine schedule.
-        total_steps: steps of the cosine schedule; None uses the trainer's estimate.
-        min_lr_factor: the cosine schedule ends at ``min_lr_factor * lr``.
+        scheduler: ``cosine`` (linear warm-up then cosine decay to ``min_lr_factor * lr`` at
+            ``total_steps``, constant after), ``cosine_periodic`` (the authors':
+            transformers' cosine with warm-up, which keeps running past ``total_steps`` so the
+            rate rises again), ``plateau`` (reduce on plateau of ``monitor``, per epoch) or
+            ``constant``. Both cosines step per optimiser step.
+        warmup_steps: linear warm-up steps of the cosine schedules.
+        total_steps: steps of the cosine schedules; None uses the trainer's estimate.
+        min_lr_factor: the ``cosine`` schedule ends at ``min_lr_factor * lr``.
         plateau_factor: LR factor of the plateau schedule.
         plateau_patience: epochs without improvement before the plateau schedule steps.
         monitor: metric the plateau schedule watches (maximised).
@@ -59,11 +58,9 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
-        reset_optimizer: when resuming with optimiser settings (learning rates, betas, weight
-            decay, schedule) other than the checkpoint's, build the optimiser and schedule
-            anew from the current settings at the checkpoint's step, restoring only weights,
-            step counters and the spike stream. Off: such a resume is an error (it would
-            keep the checkpoint's optimiser). Nothing is reset when the settings are equal.
+        reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
+            a fresh optimiser and schedule at its step (off: an error naming the settings;
+            equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -81,14 +78,14 @@ class SequenceClassifier(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.999),
-        scheduler: Literal["cosine", "plateau", "constant"] = "cosine",
+        scheduler: Scheduler = "cosine",
         warmup_steps: int = 0,
         total_steps: int | None = None,
         min_lr_factor: float = 0.0,
         plateau_factor: float = 0.2,
         plateau_patience: int = 20,
         monitor: str = "val/acc",
-        eval_mode: Literal["sample", "expected", "mc"] = "sample",
+        eval_mode: EvalMode = "sample",
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
@@ -96,7 +93,9 @@ class SequenceClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
-            raise ValueError(f"unknown eval_mode {eval_mode!r}; expected one of {EVAL_MODES}")
+            raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
@@ -121,17 +120,16 @@ class SequenceClassifier(L.LightningModule):
             metric.persistent(True)
         self._trained_this_epoch = False
         self._resumed_rng_state: dict | None = None
-        self._resumed_checkpoint: dict[str, Any] | None = None  # until the optimisers exist
-        self._optimizer_settings: dict[str, Any] | None = None
+        self._resume_guard = ResumeGuard()  # architecture and optimiser checks of checkpoints
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        mode = "expected" if self.hparams.eval_mode == "expected" else "sample"
-        for sampler in self.backbone.modules():
-            if isinstance(sampler, SpikeSampler):
-                sampler.eval_mode = mode
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
+        for module in self.backbone.modules():
+            if hasattr(module, "sample_in_eval"):
+                module.sample_in_eval = self.hparams.eval_mode != "expected"
 
     @property
     def eval_passes(self) -> int:
@@ -248,32 +246,15 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_state"] = rng_state()
-        checkpoint[ARCHITECTURE_KEY] = getattr(self.backbone, "settings", None)
-        if self._optimizer_settings is not None:
-            checkpoint[OPTIMIZER_KEY] = self._optimizer_settings
+        self._resume_guard.save(checkpoint, self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of another architecture (naming the settings); keep the spike
-        stream, and the checkpoint until :meth:`on_fit_start` can compare optimisers."""
-        trainer = self._trainer
-        check_architecture(
-            checkpoint.get(ARCHITECTURE_KEY),
-            getattr(self.backbone, "settings", None),
-            trainer.ckpt_path if trainer is not None else None,
-        )
+        """Keep the spike stream; refuse a checkpoint of another architecture, naming the settings."""
+        self._resume_guard.load(checkpoint, self.backbone, self._trainer)
         self._resumed_rng_state = checkpoint.get("rng_state")
-        if trainer is not None and trainer.state.fn == "fit":
-            self._resumed_checkpoint = checkpoint
 
     def on_fit_start(self) -> None:
-        # The optimisers are built, not yet restored: record what they are built with, and
-        # compare it with the checkpoint's before Lightning restores that.
-        self._optimizer_settings = optimizer_settings(self.trainer)
-        checkpoint, self._resumed_checkpoint = self._resumed_checkpoint, None
-        if checkpoint is not None and check_optimizer(
-            checkpoint.get(OPTIMIZER_KEY), self._optimizer_settings, self.hparams.reset_optimizer
-        ):
-            use_fresh_optimizers(self.trainer, checkpoint)
+        self._resume_guard.fit_start(self.trainer, self.hparams.reset_optimizer)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -291,7 +272,9 @@ class SequenceClassifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": plateau, "monitor": hp.monitor, "interval": "epoch"},
             }
         total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
-        cosine = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
-        )
+        if hp.scheduler == "cosine_periodic":
+            factor = periodic_cosine_lambda(hp.warmup_steps, total)
+        else:
+            factor = warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
+        cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}

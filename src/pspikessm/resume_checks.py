@@ -149,3 +149,37 @@ def use_fresh_optimizers(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None
             scheduler.step()
     checkpoint["optimizer_states"] = [optimizer.state_dict() for optimizer in trainer.optimizers]
     checkpoint["lr_schedulers"] = [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs]
+
+
+class ResumeGuard:
+    """A LightningModule's side of these checks (see :class:`pspikessm.module.SequenceClassifier`).
+
+    ``save`` in ``on_save_checkpoint``, ``load`` in ``on_load_checkpoint`` (it keeps a fit's
+    checkpoint until the optimisers exist), ``fit_start`` in ``on_fit_start`` (the optimisers
+    are built there and not yet restored).
+    """
+
+    def __init__(self) -> None:
+        self.optimizer_settings: dict[str, Any] | None = None
+        self._checkpoint: dict[str, Any] | None = None
+
+    def save(self, checkpoint: dict[str, Any], backbone: Any) -> None:
+        checkpoint[ARCHITECTURE_KEY] = getattr(backbone, "settings", None)
+        if self.optimizer_settings is not None:
+            checkpoint[OPTIMIZER_KEY] = self.optimizer_settings
+
+    def load(self, checkpoint: dict[str, Any], backbone: Any, trainer: L.Trainer | None) -> None:
+        path = trainer.ckpt_path if trainer is not None else None
+        check_architecture(
+            checkpoint.get(ARCHITECTURE_KEY), getattr(backbone, "settings", None), path
+        )
+        if trainer is not None and trainer.state.fn == "fit":
+            self._checkpoint = checkpoint
+
+    def fit_start(self, trainer: L.Trainer, reset_optimizer: bool) -> None:
+        self.optimizer_settings = optimizer_settings(trainer)
+        checkpoint, self._checkpoint = self._checkpoint, None
+        if checkpoint is not None and check_optimizer(
+            checkpoint.get(OPTIMIZER_KEY), self.optimizer_settings, reset_optimizer
+        ):
+            use_fresh_optimizers(trainer, checkpoint)
