@@ -14,6 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
+from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -23,7 +24,6 @@ EvalMode = Literal["sample", "expected", "mc"]
 EVAL_MODES = get_args(EvalMode)
 Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
 SCHEDULERS = get_args(Scheduler)
-SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
 
 
 class SequenceClassifier(L.LightningModule):
@@ -58,6 +58,9 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
+        reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
+            a fresh optimiser and schedule at its step (off: an error naming the settings;
+            equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -86,6 +89,7 @@ class SequenceClassifier(L.LightningModule):
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
+        reset_optimizer: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
@@ -109,7 +113,14 @@ class SequenceClassifier(L.LightningModule):
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
+        # The training epoch's running loss and accuracy are in checkpoints too, so an epoch
+        # resumed part-way reports the whole epoch (and they restart with each new epoch).
+        self.train_loss = MeanMetric(dist_sync_on_step=True)  # step values: the global batch
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
+        self._trained_this_epoch = False
         self._resumed_rng_state: dict | None = None
+        self._resume_guard = ResumeGuard()  # architecture and optimiser checks of checkpoints
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
@@ -167,6 +178,22 @@ class SequenceClassifier(L.LightningModule):
             self.backbone.compile()  # in place: state_dict keys stay those of the plain model
             self._backbone_compiled = True
 
+    def on_train_epoch_start(self) -> None:
+        # Not called when a run resumes part-way into an epoch: the restored states continue.
+        self.train_loss.reset()
+        self.train_acc.reset()
+        self._trained_this_epoch = False
+
+    def on_train_epoch_end(self) -> None:
+        # An epoch resumed in its closing validation ran no training step in this process,
+        # so Lightning has nothing to log for it: log the restored (whole-epoch) means here.
+        if self._trained_this_epoch or self.trainer.ckpt_path is None:
+            return
+        with warnings.catch_warnings():  # "compute ... called before the update method"
+            warnings.simplefilter("ignore", UserWarning)
+            self.log("train/loss_epoch", self.train_loss.compute())
+            self.log("train/acc", self.train_acc.compute())
+
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
         if self.trainer.global_step == 0:
@@ -183,9 +210,10 @@ class SequenceClassifier(L.LightningModule):
         logits = self(inputs, lengths)
         loss = F.cross_entropy(logits, targets)
         self.train_acc(logits, targets)
-        # sync_dist: the logged loss is that of the global batch, not of process 0's share.
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.train_loss(loss.detach(), weight=targets.numel())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._trained_this_epoch = True
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -218,23 +246,15 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_state"] = rng_state()
-        checkpoint[SETTINGS_KEY] = getattr(self.backbone, "settings", None)
+        self._resume_guard.save(checkpoint, self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the spike stream; refuse a checkpoint whose backbone was built differently,
-        naming the settings."""
+        """Keep the spike stream; refuse a checkpoint of another architecture, naming the settings."""
+        self._resume_guard.load(checkpoint, self.backbone, self._trainer)
         self._resumed_rng_state = checkpoint.get("rng_state")
-        saved = checkpoint.get(SETTINGS_KEY)
-        current = getattr(self.backbone, "settings", None)
-        if not saved or not current:
-            return
-        mismatched = _mismatches(saved, current)
-        if mismatched:
-            raise ValueError(
-                "checkpoint was trained with another architecture; set "
-                "model.backbone.init_args.<setting> to the checkpoint's value, or load a "
-                "matching checkpoint. Mismatched settings: " + "; ".join(mismatched)
-            )
+
+    def on_fit_start(self) -> None:
+        self._resume_guard.fit_start(self.trainer, self.hparams.reset_optimizer)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -258,15 +278,3 @@ class SequenceClassifier(L.LightningModule):
             factor = warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
         cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-
-
-def _mismatches(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key.path: checkpoint X, model Y`` for every setting both have and that differs."""
-    found = []
-    for key in saved.keys() & current.keys():
-        old, new = saved[key], current[key]
-        if isinstance(old, dict) and isinstance(new, dict) and old and new:
-            found += _mismatches(old, new, f"{prefix}{key}.")
-        elif old != new:
-            found.append(f"{prefix}{key}: checkpoint {old!r}, model {new!r}")
-    return sorted(found)

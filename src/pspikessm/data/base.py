@@ -8,12 +8,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from pspikessm.data.cache import cache_key, load_cache, resolve_cache_dir, write_cache
 from pspikessm.data.collate import pad_collate
 from pspikessm.data.download import Resource, fetch, folder_lock
 from pspikessm.data.errors import DataNotFound
+from pspikessm.data.resumable import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
 
@@ -221,7 +222,8 @@ class SequenceDataModule(L.LightningDataModule):
         # Our own DistributedSampler (also for one process): Lightning calls set_epoch on it,
         # so the order is a function of (seed, epoch), and it leaves it in place under DDP.
         # Evaluation sets whose size W does not divide get padded by repeating examples.
-        sampler = DistributedSampler(
+        # Resumable: a run resumed mid-epoch continues that epoch's order (data/resumable.py).
+        sampler = ResumableSampler(
             self.datasets[split],
             num_replicas=self.world_size,
             rank=self.rank,
@@ -231,7 +233,7 @@ class SequenceDataModule(L.LightningDataModule):
         # A generator of its own keeps DataLoader's worker seeding off torch's global
         # generator, which carries the spike stream.
         generator = torch.Generator().manual_seed(self.seed + self.rank)
-        return DataLoader(
+        return ResumableDataLoader(
             self.datasets[split],
             batch_size=self.per_process(batch_size),
             sampler=sampler,
