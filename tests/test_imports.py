@@ -73,3 +73,17 @@ def test_the_check_finds_a_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(f"{__name__}.SOURCE", tmp_path)
     with pytest.raises(AssertionError, match="pkg.a -> pkg.b -> pkg.a"):
         test_no_import_circle_in_the_package()
+
+
+#: What one reader can hold in one sitting: every file under src/ and every function in it.
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 60
+
+
+@pytest.mark.parametrize("path", sorted(SOURCE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_files_and_functions_are_short(path: Path):
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_FILE_LINES, f"{path}: over {MAX_FILE_LINES} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length} lines"
