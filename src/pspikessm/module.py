@@ -106,9 +106,11 @@ class SequenceClassifier(L.LightningModule):
         if isinstance(self.hparams.get("backbone"), nn.Module):
             self.remove_ignored_hparams(["backbone"])
         self.backbone = backbone
-        self.train_acc = MulticlassAccuracy(num_classes)
-        self.val_acc = MulticlassAccuracy(num_classes)
-        self.test_acc = MulticlassAccuracy(num_classes)
+        # average="micro": the fraction of correct predictions, as LRA and the paper report;
+        # torchmetrics' default ("macro") is the mean of per-class recalls, another number.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
