@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from common import (
@@ -32,7 +33,7 @@ from common import (
     write_results,
 )
 
-from pspikessm.models import PSpikeSSMBlock
+from pspikessm.models import BlockSettings, PSpikeSSMBlock
 
 
 def block_step(block: PSpikeSSMBlock, x: torch.Tensor, grad: torch.Tensor, autocast) -> Callable:
@@ -70,9 +71,10 @@ def measure(args: argparse.Namespace, device: torch.device, precision: str) -> d
 
     else:
         autocast = contextlib.nullcontext
-    block = PSpikeSSMBlock(
-        args.d_model, args.d_state, bidirectional=not args.causal, norm="batch"
-    ).to(device)
+    settings = BlockSettings(d_state=args.d_state, two_sided=not args.causal, norm="batch")
+    if args.block == "fast":
+        settings = replace(settings, kernel="diag", second_branch=False)
+    block = PSpikeSSMBlock(args.d_model, settings).to(device)
     block.train()
     results: dict[str, float] = {}
     tag = "" if precision == "32" else "_bf16"
@@ -147,6 +149,12 @@ def main() -> None:
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument(
         "--causal", action="store_true", help="one-sided kernel (default two-sided)"
+    )
+    parser.add_argument(
+        "--block",
+        choices=("fast", "paper"),
+        default="fast",
+        help="fast: S4D kernel, one branch; paper: S4 DPLR kernel, two branches",
     )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)

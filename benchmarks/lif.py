@@ -2,12 +2,14 @@
 
 The two blocks are identical (diagonal SSM kernel, SpikeMixer, BatchNorm) except for the
 neuron: P-SpikeSSM draws all spikes at once, LIF-SSM integrates and fires step by step over
-time (tensor operations over (B, H) per step). Two LIF loops are timed: the package's
-``LIFNeuron``, which walks the steps with ``unbind``, and the loop most users write, which
-indexes ``current[..., t]``: each indexing op's backward writes a full-size (B, H, L) gradient,
-so its backward is quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints
-one ``name=value`` line per measurement: milliseconds per forward+backward and the ratios
-``lif_speedup_L<L>`` and ``lif_indexed_speedup_L<L>`` (LIF time / P-SpikeSSM time).
+time. Three LIF loops are timed: the package's ``LIFNeuron`` (``lif``: the loop outside
+autograd, in-place membrane updates, a hand-written backward through time); the same loop as
+users write it with autograd recording every step over ``unbind`` (``lif_loop``,
+``LIFNeuron.forward_reference``); and the loop that indexes ``current[..., t]``, whose
+indexing backward writes a full-size (B, H, L) gradient per step, so its backward is
+quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints one ``name=value``
+line per measurement: milliseconds per forward+backward and the ratios ``<loop>_speedup_L<L>``
+(LIF time / P-SpikeSSM time).
 
     python benchmarks/lif.py                              # H=128, N=64, batch 8, all lengths
     python benchmarks/lif.py --lengths 256 1024 --repeats 5 --device cuda
@@ -28,25 +30,39 @@ import torch
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.lif_neuron import LIFNeuron
+from pspikessm.models.settings import BlockSettings
 
 
 class IndexedLIF(LIFNeuron):
     """:class:`LIFNeuron` with the per-step indexing most hand-written loops use."""
 
-    def forward(self, current, mask=None, uniforms=None, state=None):
-        membrane = self.initial_state(current)
+    def forward(self, current, mask=None, uniforms=None):
+        membrane = current.new_zeros(current.shape[:2])
         spikes = []
         for t in range(current.shape[-1]):
-            s, membrane = self.step(current[..., t], membrane)
+            s, membrane = self.advance(current[..., t], membrane)
             spikes.append(s)
         out = torch.stack(spikes, dim=-1)  # (B H L)
         return out if mask is None else out * mask
 
 
-def indexed_lif_block(d_model: int, d_state: int) -> PSpikeSSMBlock:
-    block = PSpikeSSMBlock(d_model, d_state, neuron="lif")
-    block.fuse.input_spikes = IndexedLIF()
-    block.output_spikes = IndexedLIF()
+def block_with(neuron: str, d_model: int, d_state: int) -> PSpikeSSMBlock:
+    """One block of the fast variant (S4D kernel, one branch) with ``neuron`` at both sites:
+    the blocks differ only in how spikes are made."""
+    settings = BlockSettings(d_state=d_state, kernel="diag", second_branch=False, neuron=neuron)
+    return PSpikeSSMBlock(d_model, settings)
+
+
+class LoopLIF(LIFNeuron):
+    """:class:`LIFNeuron` with autograd recording the loop (its plain reference)."""
+
+    forward = LIFNeuron.forward_reference
+
+
+def lif_block_with(neuron: type[LIFNeuron], d_model: int, d_state: int) -> PSpikeSSMBlock:
+    block = block_with("lif", d_model, d_state)
+    block.branches[0].input_spikes = neuron()
+    block.branches[0].output_spikes = neuron()
     return block
 
 
@@ -93,10 +109,11 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     blocks = {
-        neuron: PSpikeSSMBlock(args.d_model, args.d_state, neuron=neuron).to(device)
+        neuron: block_with(neuron, args.d_model, args.d_state).to(device)
         for neuron in ("pspike", "lif")
     }
-    blocks["lif_indexed"] = indexed_lif_block(args.d_model, args.d_state).to(device)
+    blocks["lif_loop"] = lif_block_with(LoopLIF, args.d_model, args.d_state).to(device)
+    blocks["lif_indexed"] = lif_block_with(IndexedLIF, args.d_model, args.d_state).to(device)
     print(f"device={torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     print(f"cpu_threads={torch.get_num_threads()}")
     print(f"cpu_count={os.cpu_count()}")

@@ -30,7 +30,7 @@ def tiny_model_args(d_model: int = 16, d_state: int = 8, n_layers: int = 1) -> l
     """Command-line overrides that shrink any config's P-SpikeSSM backbone."""
     return [
         f"--model.backbone.init_args.d_model={d_model}",
-        f"--model.backbone.init_args.d_state={d_state}",
+        f"--model.backbone.init_args.block.d_state={d_state}",
         f"--model.backbone.init_args.n_layers={n_layers}",
     ]
 

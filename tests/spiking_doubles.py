@@ -18,14 +18,16 @@ def alternating_uniforms(batch: int, neurons: int, length: int) -> torch.Tensor:
 class ForcedBlock(nn.Module):
     """Input and output samplers fed constant per-neuron probabilities and fixed uniforms.
 
-    Same module names as :class:`PSpikeSSMBlock` (``fuse.input_spikes``, ``output_spikes``).
+    Same module names as :class:`PSpikeSSMBlock`'s first branch
+    (``branches.0.input_spikes``, ``branches.0.output_spikes``).
     """
 
     def __init__(self, p_in: list[float], p_out: list[float]) -> None:
         super().__init__()
-        self.fuse = nn.Module()
-        self.fuse.input_spikes = SpikeSampler()
-        self.output_spikes = SpikeSampler()
+        branch = nn.Module()
+        branch.input_spikes = SpikeSampler()
+        branch.output_spikes = SpikeSampler()
+        self.branches = nn.ModuleList([branch])
         self.register_buffer("p_in", torch.tensor(p_in))
         self.register_buffer("p_out", torch.tensor(p_out))
         self.gain = nn.Parameter(torch.ones(()))
@@ -35,8 +37,9 @@ class ForcedBlock(nn.Module):
         uniforms = alternating_uniforms(batch, len(self.p_in), length)
         p_in = self.p_in[None, :, None].expand(batch, -1, length)
         p_out = self.p_out[None, :, None].expand(batch, -1, length)
-        self.fuse.input_spikes(p_in, mask, uniforms)
-        spikes = self.output_spikes(p_out, mask, uniforms)  # (B H L)
+        branch = self.branches[0]
+        branch.input_spikes(p_in, mask, uniforms)
+        spikes = branch.output_spikes(p_out, mask, uniforms)  # (B H L)
         return x + self.gain * spikes
 
 

@@ -11,11 +11,10 @@ import torch.nn.functional as F
 from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data.listops import ListOpsDataModule
-from pspikessm.models.backbone import PSpikeSSM, spike_samplers
+from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers
 from pspikessm.models.binary_neuron import HeavisideSpike
-from pspikessm.models.block import PSpikeSSMBlock
 from pspikessm.models.lif_neuron import LIFNeuron
-from pspikessm.models.neurons import RealValued
+from pspikessm.models.real_valued import RealValued
 from pspikessm.models.spike_sampler import SpikeSampler
 from pspikessm.module import SequenceClassifier
 
@@ -23,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = {
     "pspike": {},
-    "s4d": {"neuron": "gelu"},
-    "s4": {"neuron": "gelu", "kernel": "dplr"},
-    "binary_s4d": {"neuron": "binary"},
+    "fast": {"kernel": "diag", "second_branch": False},
+    "s4": {"neuron": "gelu"},
+    "s4d": {"neuron": "gelu", "kernel": "diag"},
+    "binary_s4d": {"neuron": "binary", "kernel": "diag"},
     "lif_ssm": {"neuron": "lif"},
-    "no_mixer": {"mixer": "none"},
-    "relu_mixer_second_branch": {"mixer": "relu", "second_branch": True},
+    "no_mixer": {"mixer": "none", "second_branch": False},
+    "relu_mixer": {"mixer": "relu"},
 }
 
 
@@ -42,9 +42,8 @@ def test_each_baseline_trains_on_tiny_listops(variant: str, listops_dir: Path) -
         num_classes=data.num_classes,
         vocab_size=data.vocab_size,
         d_model=16,
-        d_state=8,
         n_layers=1,
-        **VARIANTS[variant],
+        block=BlockSettings(d_state=8, **VARIANTS[variant]),
     )
     model = SequenceClassifier(backbone, num_classes=data.num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -63,43 +62,64 @@ def test_each_baseline_trains_on_tiny_listops(variant: str, listops_dir: Path) -
 
 def test_spiking_modules_are_discoverable() -> None:
     def kinds(**options) -> set[type]:
-        model = PSpikeSSM(num_classes=2, vocab_size=5, d_model=4, d_state=4, n_layers=1, **options)
+        block = BlockSettings(d_state=4, **options)
+        model = PSpikeSSM(num_classes=2, vocab_size=5, d_model=4, n_layers=1, block=block)
         return {type(m) for _, m in spike_samplers(model)}
 
     assert kinds() == {SpikeSampler}
     assert kinds(neuron="binary") == {HeavisideSpike}
     assert kinds(neuron="lif") == {LIFNeuron}
     assert kinds(neuron="gelu") == set()
-    block = PSpikeSSMBlock(4, 4, neuron="gelu")
-    assert isinstance(block.fuse.input_spikes, RealValued)
-    assert PSpikeSSMBlock(4, 4, second_branch=True).sampler_names() == [
-        "fuse.input_spikes",
-        "output_spikes",
-        "output_spikes_b",
+    block = PSpikeSSMBlock(4, BlockSettings(d_state=4, neuron="gelu"))
+    assert isinstance(block.branches[0].input_spikes, RealValued)
+    names = [name for name, _ in spike_samplers(PSpikeSSMBlock(4, BlockSettings(d_state=4)))]
+    assert names == [
+        "branches.0.input_spikes",
+        "branches.0.output_spikes",
+        "branches.1.input_spikes",
+        "branches.1.output_spikes",
     ]
 
 
 def test_bad_switches_name_the_valid_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown neuron 'izh'.*'pspike', 'gelu', 'binary'"):
-        PSpikeSSMBlock(4, 4, neuron="izh")
-    with pytest.raises(ValueError, match=r"unknown mixer 'tanh'"):
-        PSpikeSSMBlock(4, 4, mixer="tanh")
+    def block(**options) -> PSpikeSSMBlock:
+        return PSpikeSSMBlock(4, BlockSettings(d_state=4, **options))
+
+    with pytest.raises(ValueError, match=r"block.neuron='izh'.*'binary', 'gelu', 'lif'"):
+        block(neuron="izh")
+    with pytest.raises(ValueError, match=r"block.neuron='no.such.Neuron': cannot import"):
+        block(neuron="no.such.Neuron")
+    with pytest.raises(ValueError, match=r"block.kernel='s5'.*\['diag', 'dplr'\]"):
+        block(kernel="s5")
+    with pytest.raises(ValueError, match=r"block.mixer='tanh'"):
+        block(mixer="tanh")
     with pytest.raises(ValueError, match="second_branch needs a mixer"):
-        PSpikeSSMBlock(4, 4, mixer="none", second_branch=True)
-    with pytest.raises(ValueError, match="bad neuron_args for neuron 'lif'"):
-        PSpikeSSMBlock(4, 4, neuron="lif", neuron_args={"tau": 2.0})
+        block(mixer="none", second_branch=True)
+    with pytest.raises(
+        ValueError, match=r"block.neuron_args=\{'tau': 2.0\} do not fit neuron 'lif'"
+    ):
+        block(neuron="lif", neuron_args={"tau": 2.0})
+    with pytest.raises(
+        ValueError, match=r"block.kernel_args=\{'shared': False\} do not fit kernel 'diag'"
+    ):
+        block(kernel="diag", kernel_args={"shared": False})
     with pytest.raises(ValueError, match="unknown LIF surrogate 'sigmoid'"):
         LIFNeuron(surrogate="sigmoid")
 
 
+#: configs/model/*.yaml → the block settings each one sets.
 OVERLAYS = {
-    "s4d": {"neuron": "gelu"},
-    "binary_s4d": {"neuron": "binary"},
+    "fast": {"kernel": "diag", "kernel_args": {}, "second_branch": False},
+    "diag": {"kernel": "diag", "kernel_args": {}},
+    "dplr": {"kernel": "dplr", "kernel_args": {}},
+    "one_branch": {"second_branch": False},
+    "independent_uniforms": {"share_uniforms": False},
+    "untied_dropout": {"tie_dropout": False},
+    "nonspiking": {"neuron": "gelu"},
+    "binary_s4d": {"neuron": "binary", "kernel": "diag"},
     "lif_ssm": {"neuron": "lif"},
-    "dplr": {"kernel": "dplr", "kernel_args": {"shared": True}},
-    "no_mixer": {"mixer": "none"},
+    "no_mixer": {"mixer": "none", "second_branch": False},
     "relu_mixer": {"mixer": "relu"},
-    "second_branch": {"second_branch": True},
 }
 
 
@@ -120,11 +140,11 @@ def test_model_overlays_select_their_model(listops_dir: Path, tmp_path: Path) ->
             ],
             run=False,
         )
-        settings = cli.model.backbone.settings
-        assert settings["bidirectional"] is True, name
-        assert settings["d_model"] == 16, name
+        block = cli.config.model.backbone.init_args.block
+        assert block.two_sided is True, name
+        assert cli.model.backbone.settings["d_model"] == 16, name
         for key, value in expected.items():
-            assert settings[key] == value, (name, key)
+            assert block[key] == value, (name, key)
 
 
 def test_lif_overlay_fits_through_the_cli(listops_dir: Path, tmp_path: Path) -> None:

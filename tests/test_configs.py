@@ -121,7 +121,7 @@ def test_print_config_shows_the_full_resolved_configuration(path: Path, capsys):
     for key, value in written.items():
         assert key in resolved and same(value, resolved[key]), (key, value, resolved.get(key))
     # Defaults that no config writes are resolved too: the whole run is in the printout.
-    for key in ("trainer.precision", "model.backbone.init_args.kernel", "checkpoint.monitor"):
+    for key in ("trainer.precision", "model.backbone.init_args.block.kernel", "checkpoint.monitor"):
         assert key in resolved
     assert "optimizer" not in resolved  # one optimiser mechanism (configure_optimizers)
 

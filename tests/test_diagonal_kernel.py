@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pspikessm.models import BlockSettings
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
 from pspikessm.models.hippo import legs_nplr, legs_transition
-from pspikessm.models.ssm_conv import SSMConvolution, kernel_class
+from pspikessm.models.ssm_conv import SSMConvolution, build_kernel
+from pspikessm.models.ssm_parameters import dt_of
 
 
 def recurrence_output(kernel: DiagonalSSMKernel, x: torch.Tensor) -> torch.Tensor:
@@ -25,9 +27,8 @@ def recurrence_output(kernel: DiagonalSSMKernel, x: torch.Tensor) -> torch.Tenso
 @pytest.mark.parametrize("init", ["legs", "lin"])
 def test_kernel_equals_recurrence(init: str) -> None:
     torch.manual_seed(0)
-    kernel = DiagonalSSMKernel(
-        d_model=4, d_state=16, channels=2, init=init, dt_min=1e-3, dt_max=0.5
-    )
+    settings = BlockSettings(kernel="diag", d_state=16, init=init, dt_min=1e-3, dt_max=0.5)
+    kernel = DiagonalSSMKernel(d_model=4, channels=2, settings=settings)
     kernel = kernel.double()
     length = 64
     impulse = torch.zeros(4, length, dtype=torch.float64)
@@ -35,7 +36,7 @@ def test_kernel_equals_recurrence(init: str) -> None:
     expected = recurrence_output(kernel, impulse)
     torch.testing.assert_close(kernel(length), expected, rtol=0, atol=1e-6)
     # And a whole input sequence: the FFT convolution with the kernel is the recurrence.
-    conv = SSMConvolution(4, 16, init=init).double()
+    conv = SSMConvolution(4, BlockSettings(kernel="diag", d_state=16, init=init)).double()
     conv.d.data.zero_()
     x = torch.randn(4, length, dtype=torch.float64)
     torch.testing.assert_close(
@@ -43,11 +44,13 @@ def test_kernel_equals_recurrence(init: str) -> None:
     )
 
 
-def test_dt_is_log_uniform_in_range() -> None:
+@pytest.mark.parametrize("transform", ["exp", "softplus"])
+def test_dt_is_log_uniform_in_range(transform: str) -> None:
     torch.manual_seed(0)
-    kernel = DiagonalSSMKernel(d_model=2000, d_state=4, dt_min=1e-3, dt_max=1e-1)
-    dt = kernel.log_dt.exp()
-    assert dt.min() >= 1e-3 and dt.max() <= 1e-1
+    settings = BlockSettings(d_state=4, dt_min=1e-3, dt_max=1e-1)
+    kernel = DiagonalSSMKernel(d_model=2000, settings=settings, dt_transform=transform)
+    dt = dt_of(kernel.inv_dt, transform)
+    assert dt.min() >= 1e-3 * (1 - 1e-5) and dt.max() <= 1e-1 * (1 + 1e-5)
     # Log-uniform: log10(dt) is uniform on [-3, -1], so its mean is -2.
     assert abs(dt.log10().mean().item() + 2.0) < 0.05
 
@@ -61,10 +64,12 @@ def test_legs_init_has_hippo_structure() -> None:
     assert torch.allclose(nplr.w.real, torch.full((4,), -0.5, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("kernel", ["diag", "dplr"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_future_leaks_only_into_two_sided_kernel(bidirectional: bool) -> None:
+def test_future_leaks_only_into_two_sided_kernel(bidirectional: bool, kernel: str) -> None:
     torch.manual_seed(0)
-    conv = SSMConvolution(d_model=3, d_state=8, bidirectional=bidirectional).double()
+    settings = BlockSettings(kernel=kernel, d_state=8, two_sided=bidirectional)
+    conv = SSMConvolution(d_model=3, settings=settings).double()
     x = torch.randn(2, 3, 50, dtype=torch.float64)
     changed = x.clone()
     changed[..., 30:] += 1.0  # change only the future of step 29
@@ -76,5 +81,5 @@ def test_future_leaks_only_into_two_sided_kernel(bidirectional: bool) -> None:
 
 
 def test_unknown_kernel_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"valid kernels: \['diag'"):
-        kernel_class("s5")
+    with pytest.raises(ValueError, match=r"block.kernel='s5': expected one of \['diag', 'dplr'\]"):
+        build_kernel(4, 1, BlockSettings(kernel="s5"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pspikessm.models import cauchy
+from pspikessm.models.cauchy import cauchy_sums, cauchy_sums_reference
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel, power_split
 from pspikessm.models.fft_conv import (
     FFTConvolution,
@@ -13,8 +15,13 @@ from pspikessm.models.fft_conv import (
     fft_conv_reference,
     two_sided_kernel,
 )
+from pspikessm.models.settings import BlockSettings
 from pspikessm.models.spike_sampler import SpikeSampler, sample_spikes_reference
 from pspikessm.models.ssm_conv import SSMConvolution
+
+
+def diag(d_state: int, **settings) -> BlockSettings:
+    return BlockSettings(kernel="diag", d_state=d_state, **settings)
 
 
 def _grads(outputs: torch.Tensor, inputs: list[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
@@ -61,7 +68,8 @@ def test_fft_conv_matches_reference(two_sided: bool, length: int):
 @pytest.mark.parametrize("init", ["legs", "lin"])
 def test_kernel_matches_vandermonde_reference_float64(length: int, init: str):
     torch.manual_seed(length)
-    kernel = DiagonalSSMKernel(6, 16, channels=2, init=init, dt_min=1e-3, dt_max=0.5).double()
+    settings = diag(16, init=init, dt_min=1e-3, dt_max=0.5)
+    kernel = DiagonalSSMKernel(6, channels=2, settings=settings).double()
     fast, reference = kernel(length), kernel.kernel_reference(length)
     assert fast.shape == reference.shape == (2, 6, length) and fast.is_contiguous()
     torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
@@ -72,7 +80,7 @@ def test_kernel_matches_vandermonde_reference_float64(length: int, init: str):
 
 def test_kernel_float32_is_as_accurate_as_the_reference():
     torch.manual_seed(0)
-    kernel = DiagonalSSMKernel(16, 64, channels=2)
+    kernel = DiagonalSSMKernel(16, channels=2, settings=diag(64))
     length = 4096
     assert power_split(length) == (64, 64)
     exact = kernel.double().kernel_reference(length)
@@ -83,11 +91,15 @@ def test_kernel_float32_is_as_accurate_as_the_reference():
     assert fast_error < max(2 * reference_error, 1e-6)
 
 
+@pytest.mark.parametrize("kernel", ["diag", "dplr"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("length", [37, 64])  # 37: fast FFT size 75, not 2L
-def test_ssm_convolution_matches_reference(bidirectional: bool, length: int):
+def test_ssm_convolution_matches_reference(bidirectional: bool, length: int, kernel: str):
     torch.manual_seed(1)
-    conv = SSMConvolution(5, 8, bidirectional=bidirectional, dt_min=0.05, dt_max=0.5).double()
+    settings = BlockSettings(
+        kernel=kernel, d_state=8, two_sided=bidirectional, dt_min=0.05, dt_max=0.5
+    )
+    conv = SSMConvolution(5, settings).double()
     x = torch.rand(3, 5, length, dtype=torch.float64, requires_grad=True)
     fast, reference = conv(x), conv.forward_reference(x)
     torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
@@ -98,7 +110,7 @@ def test_ssm_convolution_matches_reference(bidirectional: bool, length: int):
 
 def test_ssm_convolution_eval_path_matches_training_path():
     torch.manual_seed(6)
-    conv = SSMConvolution(4, 8, bidirectional=True)
+    conv = SSMConvolution(4, diag(8, two_sided=True))
     x = torch.rand(2, 4, 45)
     trained = conv(x)
     with torch.no_grad():
@@ -108,13 +120,13 @@ def test_ssm_convolution_eval_path_matches_training_path():
 
 def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():
     torch.manual_seed(2)
-    conv = SSMConvolution(4, 8, bidirectional=True).eval()
+    conv = SSMConvolution(4, diag(8, two_sided=True)).eval()
     x = torch.rand(2, 4, 50)
     with torch.no_grad():
         first = conv.kernel_spectrum(50, 100)
         assert conv.kernel_spectrum(50, 100) is first  # cached
         y = conv(x)
-        conv.kernel.log_dt.add_(0.3)  # an in-place update, as an optimizer step makes
+        conv.kernel.inv_dt.add_(0.3)  # an in-place update, as an optimizer step makes
         changed = conv(x)
         assert not torch.allclose(changed, y)
         torch.testing.assert_close(changed, conv.forward_reference(x), rtol=1e-4, atol=1e-4)
@@ -131,7 +143,7 @@ def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():
     with_grad = conv(x)  # gradients enabled: computed afresh, part of the graph
     assert with_grad.grad_fn is not None
     with_grad.sum().backward()
-    assert conv.kernel.log_dt.grad is not None
+    assert conv.kernel.inv_dt.grad is not None
     conv.train()
     with torch.no_grad():
         assert conv.kernel_spectrum(50, 100) is not conv.kernel_spectrum(50, 100)
@@ -169,6 +181,31 @@ def test_stochastic_spike_bfloat16_and_hooks_see_spikes():
     assert spikes.dtype == torch.bfloat16 and seen[0] is spikes
     spikes.float().sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))
-    sampler.eval_mode = "expected"
+    sampler.sample_in_eval = False
     sampler.eval()
     torch.testing.assert_close(sampler(x.detach()), x.detach().clamp(0, 1))
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 24])  # one chunk; several (2 frequencies each)
+@pytest.mark.parametrize("shared", [True, False])
+def test_cauchy_sums_match_complex_autograd(shared: bool, chunk: int, monkeypatch):
+    """The DPLR kernel's hand-written Cauchy backward equals complex autograd (float64)."""
+    monkeypatch.setattr(cauchy, "CHUNK_ELEMENTS", chunk)
+    torch.manual_seed(4)
+    heads, frequencies, modes, rows = 3, 9, 4, 6
+    v = torch.randn(rows, heads, modes, dtype=torch.complex128, requires_grad=True)
+    w_real = -torch.rand(1 if shared else heads, modes, dtype=torch.float64)
+    w_imag = torch.randn_like(w_real)
+    w = torch.complex(w_real, w_imag).expand(heads, modes).requires_grad_()
+    dt = torch.rand(heads, dtype=torch.float64, requires_grad=True)
+    omega = torch.exp(-2j * torch.pi * torch.arange(frequencies, dtype=torch.float64) / 16)
+    scale = (1 + omega) * (dt / 2).unsqueeze(-1)  # (H K), differentiable through dt
+    fast = cauchy_sums(v, 1 - omega, scale, w)
+    reference = cauchy_sums_reference(v, 1 - omega, scale, w)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    weights = torch.randn_like(fast)
+    inputs = [v, w, dt]
+    grads = torch.autograd.grad((fast * weights).real.sum(), inputs, retain_graph=True)
+    expected = torch.autograd.grad((reference * weights).real.sum(), inputs)
+    for g_fast, g_ref in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)

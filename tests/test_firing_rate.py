@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
 from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
 from pspikessm.module import SequenceClassifier
@@ -125,7 +125,7 @@ class ThresholdSpikes(torch.nn.Module):
 
 def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
     model = ForcedSpikes([(P_IN, P_OUT)])
-    model.blocks[0].output_spikes = ThresholdSpikes()
+    model.blocks[0].branches[0].output_spikes = ThresholdSpikes()
     model.extra = ThresholdSpikes()
     names = [name for name, _ in spike_sources(model)]
     assert names == ["layer0/input", "layer0/output", "extra"]
@@ -134,8 +134,63 @@ def test_modules_marked_emits_spikes_are_sources_and_names_are_short():
 
 def test_emits_spikes_module_is_counted(tmp_path):
     module = classifier()
-    module.backbone.blocks[0].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
+    module.backbone.blocks[0].branches[
+        0
+    ].output_spikes = ThresholdSpikes()  # p_out 0.5 is not > 0.5
     loader = token_batches(LENGTHS, batch_size=4)
     (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
     assert metrics["sparsity/val/layer0/output/rate"] == 0.0
     assert metrics["sparsity/val/layer0/output/silent"] == 1.0
+
+
+class RecordingLogger(Logger):
+    """Keeps every ``log_metrics`` call as (step, metrics)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, dict[str, float]]] = []
+
+    name = "recording"
+    version = 0
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.calls.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_train_rates_are_written_at_the_steps_lightning_writes(tmp_path, every):
+    module = classifier()
+    lengths = [5, 3, 8, 1, 6, 2, 4, 7, 3, 2]  # five batches of two
+    recording = RecordingLogger()
+    fit = trainer(
+        tmp_path,
+        logger=recording,
+        limit_val_batches=0,
+        log_every_n_steps=every,
+        max_epochs=2,
+        callbacks=[FiringRateMonitor(histograms=False, images=False)],
+    )
+    fit.fit(module, train_dataloaders=token_batches(lengths, batch_size=2))
+    loss_steps = [step for step, m in recording.calls if "train/loss_step" in m]
+    rate_calls = [(s, m) for s, m in recording.calls if "sparsity/train/layer0/input/rate" in m]
+    assert loss_steps == [every * k - 1 for k in range(1, 10 // every + 1)]
+    assert [step for step, _ in rate_calls] == loss_steps
+    # Each value covers the batches since the previous write or the start of the epoch.
+    batches_per_epoch = 5
+    previous = -1
+    for step, metrics in rate_calls:
+        first = max(previous + 1, step - step % batches_per_epoch)
+        covered = [n for b in range(first, step + 1) for n in lengths_of_batch(lengths, b, 2)]
+        assert metrics["sparsity/train/layer0/input/rate"] == pytest.approx(
+            expected_rate(P_IN, covered), abs=1e-7
+        ), step
+        previous = step
+
+
+def lengths_of_batch(lengths: list[int], step: int, batch_size: int) -> list[int]:
+    """Lengths of the batch at optimiser ``step`` when every epoch walks ``lengths`` in order."""
+    start = step * batch_size % len(lengths)
+    return lengths[start : start + batch_size]

@@ -49,7 +49,7 @@ def fit_and_score(args: list[str]) -> float:
 def small_model(d_model: int = 32, d_state: int = 16, n_layers: int = 2) -> list[str]:
     return [
         f"--model.backbone.init_args.d_model={d_model}",
-        f"--model.backbone.init_args.d_state={d_state}",
+        f"--model.backbone.init_args.block.d_state={d_state}",
         f"--model.backbone.init_args.n_layers={n_layers}",
         "--model.eval_mode=expected",
         "--data.num_workers=0",
@@ -75,7 +75,7 @@ def test_mnist_pipeline_learns_handwritten_digits(tmp_path, one_thread):
         [
             f"--config={CONFIGS / 'mnist/smnist.yaml'}",
             f"--data.data_dir={tmp_path / 'mnist'}",
-            "--data.val_size=100",
+            "--data.val_fraction=0.0625",
             "--data.batch_size=32",
             "--model.lr=0.02",
             "--model.scheduler=cosine",
@@ -86,7 +86,7 @@ def test_mnist_pipeline_learns_handwritten_digits(tmp_path, one_thread):
             *fast_trainer_args(tmp_path),
         ]
     )
-    assert accuracy > 0.6  # measured 0.825 (165/200); chance is 0.1
+    assert accuracy > 0.6  # measured 0.695 (139/200) with the paper's block; chance is 0.1
 
 
 WORDS = ("yes", "no", "up", "right")

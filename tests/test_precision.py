@@ -11,6 +11,7 @@ import torch
 from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.models import PSpikeSSM
+from pspikessm.models.settings import BlockSettings
 from pspikessm.models.spike_sampler import StochasticSpike
 from pspikessm.models.ssm_conv import SSMConvolution
 
@@ -34,7 +35,7 @@ def quick_fit_args(listops_dir: Path, tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_kernel_stays_float32_under_autocast(dtype):
     torch.manual_seed(0)
-    ssm = SSMConvolution(8, 16, bidirectional=True)
+    ssm = SSMConvolution(8, BlockSettings(d_state=16, two_sided=True))
     # The kernel the forward pass convolves with (D folded in, laid out for the FFT size).
     reference = ssm.skip_kernel(512, 1024)
     x = torch.rand(2, 8, 512)
@@ -49,8 +50,8 @@ def test_kernel_stays_float32_under_autocast(dtype):
 
 def test_fp16_autocast_trains_the_backbone():
     torch.manual_seed(0)
-    model = PSpikeSSM(num_classes=10, vocab_size=20, d_model=16, d_state=8, n_layers=2,
-                      bidirectional=True)  # fmt: skip
+    block = BlockSettings(d_state=8, two_sided=True)
+    model = PSpikeSSM(num_classes=10, vocab_size=20, d_model=16, n_layers=2, block=block)
     tokens = torch.randint(0, 20, (4, 300))
     with torch.autocast("cpu", dtype=torch.float16):
         loss = torch.nn.functional.cross_entropy(model(tokens), torch.arange(4))

@@ -5,21 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pspikessm.models import PSpikeSSM
+from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
 
 
 def test_encode_pair_matches_encoding_each_document_alone():
     torch.manual_seed(0)
+    block = BlockSettings(d_state=4)
     model = PSpikeSSM(
-        num_classes=2,
-        vocab_size=11,
-        d_model=8,
-        d_state=4,
-        n_layers=1,
-        dual_input=True,
-        eval_mode="expected",
+        num_classes=2, vocab_size=11, d_model=8, n_layers=1, dual_input=True, block=block
     ).eval()
+    for module in model.modules():  # probabilities instead of samples: deterministic
+        if hasattr(module, "sample_in_eval"):
+            module.sample_in_eval = False
     inputs = torch.randint(3, 11, (3, 2, 7))
     lengths = torch.tensor([[7, 4], [5, 7], [2, 3]])
     u, v = encode_pair(model.features, inputs, lengths)
@@ -47,8 +45,9 @@ def test_head_is_an_mlp_with_gelu_on_u_v_product_difference():
 
 
 def test_single_sequence_inputs_to_a_pair_model_are_an_error():
+    block = BlockSettings(d_state=4)
     model = PSpikeSSM(
-        num_classes=2, vocab_size=11, d_model=8, d_state=4, n_layers=1, dual_input=True
+        num_classes=2, vocab_size=11, d_model=8, n_layers=1, dual_input=True, block=block
     )
     with pytest.raises(ValueError, match=r"inputs \(B, 2, L, \.\.\.\)"):
         model(torch.randint(3, 11, (3, 7)))

@@ -1,18 +1,39 @@
 """A short quickstart run through the CLI: every documented sparsity/ and energy/ tag is
-written, ``pspikessm energy`` prints the table, and notebooks/sparsity.ipynb executes on it."""
+written, the TensorBoard views (custom-scalars layout, energy text, HPARAMS with hp_metric,
+pictures of the chosen example) are there, ``pspikessm energy`` prints the table, and
+notebooks/sparsity.ipynb opens the newest run and executes on it."""
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import torch
+import yaml
 from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from pspikessm.callbacks import spike_sources
+from pspikessm.callbacks.sparsity_plots import layers_raster_figure, raster_figure
 from pspikessm.cli import cli_main, main
+from pspikessm.data import ListOpsDataModule
 from pspikessm.data.listops_generator import write_listops
+from pspikessm.module import SequenceClassifier
+from tensorboard_events import (
+    figure_pixels,
+    hparams,
+    latest_image,
+    latest_scalar,
+    latest_text,
+    layout_charts,
+    load,
+    matching,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("layer0/input", "layer0/output")
@@ -27,7 +48,10 @@ SCALARS = {
     "energy/saving",
 }
 HISTOGRAMS = {f"sparsity/{t}/{s}/neuron_rates" for t in STAGES for s in SOURCES}
-IMAGES = {*(f"sparsity/val/raster/{s}" for s in SOURCES), "sparsity/val/active_ratio/layer0"}
+IMAGES = {
+    *(f"sparsity/val/raster/{s}" for s in (*SOURCES, "all_layers")),
+    "sparsity/val/active_ratio/layer0",
+}
 
 
 def run_args(tmp_path: Path, listops_dir: Path) -> list[str]:
@@ -87,6 +111,82 @@ def test_event_files_contain_every_documented_tag(tiny_quickstart_run, capsys):
     assert not (run.parent / "version_2").exists(), "the energy command must not write logs"
 
 
+def first_validation_batch(run: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Spikes (B, H, L) of every source, and lengths (B,), of the first validation batch as the
+    run's last validation drew them: the same data, weights (last.ckpt) and seeded evaluation."""
+    module = SequenceClassifier.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    settings = yaml.safe_load((run / "config.yaml").read_text())["data"]["init_args"]
+    data = ListOpsDataModule(
+        **{key: settings[key] for key in ("data_dir", "max_length", "batch_size")}
+    )
+    data.setup("validate")
+    inputs, lengths, _ = next(iter(data.val_dataloader()))
+    spikes: dict[str, torch.Tensor] = {}
+    handles = [
+        source.register_forward_hook(lambda m, args, out, name=name: spikes.update({name: out}))
+        for name, source in spike_sources(module)
+    ]
+    module.eval()
+    module.on_validation_start()  # the evaluation mode of the samplers
+    with torch.no_grad():
+        module.evaluate(inputs, lengths, batch_idx=0)
+    for handle in handles:
+        handle.remove()
+    return spikes, lengths
+
+
+def test_tensorboard_views_of_a_short_run(tiny_quickstart_run):
+    fit_run, test_run = tiny_quickstart_run, tiny_quickstart_run.parent / "version_1"
+    fit_events, test_events = load(fit_run), load(test_run)
+
+    # Custom scalars: per stage, every source's rate in one chart, silent fractions in another.
+    for events, stages in ((fit_events, ("train", "val")), (test_events, ("test",))):
+        charts = layout_charts(events, "Sparsity")
+        logged = set(events.Tags()["scalars"])
+        assert len(charts) == 2 * len(stages)
+        for stage in stages:
+            rates = matching(charts[f"{stage}: firing rate per layer"], logged)
+            assert rates == {f"sparsity/{stage}/{s}/rate" for s in SOURCES} | {
+                f"sparsity/{stage}/rate"
+            }
+            silent = matching(charts[f"{stage}: fraction of silent neurons"], logged)
+            assert silent == {f"sparsity/{stage}/{s}/silent" for s in SOURCES}
+
+    # The energy table as text, and as energy.csv, in the test run's folder.
+    table = latest_text(test_events, "energy/table")
+    assert "| layer | ACs | MACs |" in table and "| layer0 |" in table and "| total |" in table
+    with open(test_run / "energy.csv", newline="") as file:
+        assert [row["row"] for row in csv.DictReader(file)] == list(ENERGY_ROWS)
+
+    # HPARAMS: model and data settings; hp_metric the best val/acc, then test/acc.
+    values, metrics = hparams(fit_events)
+    assert metrics == ["hp_metric"]
+    assert values["backbone/init_args/d_model"] == 16 and values["lr"] == pytest.approx(0.004)
+    assert values["max_length"] == 64 and values["batch_size"] == 32
+    best = latest_scalar(fit_events, "val/acc_best")
+    assert latest_scalar(fit_events, "hp_metric") == pytest.approx(best)
+    assert latest_scalar(test_events, "hp_metric") == pytest.approx(
+        latest_scalar(test_events, "test/acc")
+    )
+    summary = latest_text(fit_events, "run/summary")
+    assert f"best val/acc: {best:.4f} at epoch 0" in summary and f"run folder: {fit_run}" in summary
+
+    # Pictures: the longest example of the first validation batch, over its own length.
+    spikes, lengths = first_validation_batch(fit_run)
+    index, length = int(lengths.argmax()), int(lengths.max())
+    caption = f"example {index}, {length} steps"
+    assert latest_text(fit_events, "sparsity/val/example").endswith(f": {length} time steps.")
+    example = {name: s[index, :, :length].float() for name, s in spikes.items()}
+    for name in SOURCES:
+        expected = figure_pixels(raster_figure(example[name], f"{name}: {caption}"))
+        np.testing.assert_array_equal(
+            latest_image(fit_events, f"sparsity/val/raster/{name}"), expected
+        )
+    expected = figure_pixels(layers_raster_figure(example, f"validation {caption}"))
+    logged = latest_image(fit_events, "sparsity/val/raster/all_layers")
+    np.testing.assert_array_equal(logged, expected)
+
+
 def test_energy_command_names_a_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="--ckpt_path"):
         main(
@@ -110,8 +210,14 @@ def test_notebook_is_committed_without_outputs():
             assert not cell.outputs and cell.execution_count is None
 
 
-def test_notebook_executes_on_a_tiny_run(tiny_quickstart_run, tmp_path, monkeypatch):
-    monkeypatch.setenv("PSPIKESSM_RUN", str(tiny_quickstart_run))
+def test_notebook_opens_the_newest_run_and_executes(tiny_quickstart_run, tmp_path, monkeypatch):
+    # The working directory holds logs/ with the tiny run and an older run: no variable set.
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "quickstart").symlink_to(tiny_quickstart_run.parent)
+    older = tmp_path / "logs" / "older" / "version_3" / "checkpoints" / "last.ckpt"
+    older.parent.mkdir(parents=True)
+    older.touch()
+    os.utime(older, (0, 0))
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
@@ -121,8 +227,11 @@ def test_notebook_executes_on_a_tiny_run(tiny_quickstart_run, tmp_path, monkeypa
     text = "".join(
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )
+    expected = tmp_path / "logs" / "quickstart" / tiny_quickstart_run.name
+    assert f"run folder: {expected.resolve()}" in text
+    assert "Validation example" in text and "time steps" in text
     assert "non-spiking / spiking energy" in text
     images = [
         o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
-    assert len(images) >= 3  # training curves, raster and active ratio, energy bars
+    assert len(images) >= 3  # training curves, rasters and active ratio, energy bars

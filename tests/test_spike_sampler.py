@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from pspikessm.models.spike_sampler import SpikeSampler
@@ -32,7 +31,7 @@ def test_gradient_is_derivative_of_clamp() -> None:
 
 
 def test_expected_mode_is_deterministic_and_returns_probabilities() -> None:
-    sampler = SpikeSampler(eval_mode="expected").eval()
+    sampler = SpikeSampler(sample_in_eval=False).eval()
     x = torch.linspace(-0.5, 1.5, 21)
     first, second = sampler(x), sampler(x)
     assert torch.equal(first, second)
@@ -41,7 +40,7 @@ def test_expected_mode_is_deterministic_and_returns_probabilities() -> None:
 
 def test_sample_mode_keeps_sampling_in_eval() -> None:
     torch.manual_seed(0)
-    sampler = SpikeSampler(eval_mode="sample").eval()
+    sampler = SpikeSampler(sample_in_eval=True).eval()
     x = torch.full((1000,), 0.5)
     first, second = sampler(x), sampler(x)
     assert set(first.unique().tolist()) == {0.0, 1.0}
@@ -54,8 +53,3 @@ def test_uniforms_and_mask_fix_the_draw() -> None:
     uniforms = torch.tensor([[0.1, 0.7, 0.5]])
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     assert sampler(x, mask, uniforms).tolist() == [[1.0, 0.0, 0.0]]
-
-
-def test_unknown_eval_mode_is_an_error() -> None:
-    with pytest.raises(ValueError, match="expected one of"):
-        SpikeSampler(eval_mode="mean")

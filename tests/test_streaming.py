@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from pspikessm.models.backbone import PSpikeSSM, spike_samplers
-from pspikessm.models.streaming import draw_uniforms, initial_state, step, stream
+from pspikessm.models import BlockSettings, PSpikeSSM, spike_samplers
 
 
 def record_spiking_modules(model: nn.Module) -> tuple[dict, list]:
-    """Hooks that record (input, uniforms, output) of every spiking module, per call."""
+    """Record (input, uniforms, output) of every spiking module, per call: forward hooks, and
+    for neurons with state a wrapper around their ``step``."""
     records: dict[str, list] = {}
     handles = []
     for name, module in spike_samplers(model):
@@ -30,37 +30,50 @@ def record_spiking_modules(model: nn.Module) -> tuple[dict, list]:
             records.setdefault(name, []).append((args[0], uniforms, output))
 
         handles.append(module.register_forward_hook(hook))
+        if hasattr(module, "step"):
+
+            def step(drive, state, mask=None, name=name, plain=module.step):
+                out, state = plain(drive, state, mask)
+                records.setdefault(name, []).append((drive, None, out))
+                return out, state
+
+            module.step = step
+            handles.append(_Restore(module))
     return records, handles
+
+
+class _Restore:
+    """Removes a recording ``step`` wrapper, as a hook handle removes a hook."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def remove(self) -> None:
+        del self.module.step
 
 
 def concatenated(records: dict, index: int) -> dict[str, torch.Tensor]:
     return {name: torch.cat([r[index] for r in calls], dim=-1) for name, calls in records.items()}
 
 
-CASES = [
-    {"kernel": "diag"},
-    {"kernel": "dplr"},
-    {"kernel": "dplr", "kernel_args": {"shared": False}, "second_branch": True},
-    {"kernel": "diag", "neuron": "lif", "prenorm": True, "norm": "layer"},
-    {"kernel": "dplr", "neuron": "binary"},
-]
+CASES = {
+    "paper-block": {},
+    "diag-one-branch": {"kernel": "diag", "second_branch": False},
+    "per-neuron-independent-uniforms": {"kernel_args": {"shared": False}, "share_uniforms": False},
+    "diag-lif": {"kernel": "diag", "neuron": "lif", "prenorm": True, "norm": "layer"},
+    "dplr-binary": {"neuron": "binary", "second_branch": False},
+}
 
 
-@pytest.mark.parametrize(
-    "options", CASES, ids=["diag", "dplr", "dplr-per-neuron-2-branches", "diag-lif", "dplr-binary"]
-)
+def streamable(**options) -> PSpikeSSM:
+    block = BlockSettings(d_state=4, dt_min=0.05, dt_max=0.5, **options)
+    return PSpikeSSM(num_classes=3, vocab_size=12, d_model=8, n_layers=2, block=block)
+
+
+@pytest.mark.parametrize("options", CASES.values(), ids=CASES.keys())
 def test_step_mode_equals_conv_mode(options: dict) -> None:
     torch.manual_seed(0)
-    model = PSpikeSSM(
-        num_classes=3,
-        vocab_size=12,
-        d_model=8,
-        d_state=4,
-        n_layers=2,
-        dt_min=0.05,
-        dt_max=0.5,
-        **options,
-    )
+    model = streamable(**options)
     model = model.double().eval()
     with torch.no_grad():  # move BatchNorm off identity so the running statistics matter
         for module in model.modules():
@@ -69,15 +82,15 @@ def test_step_mode_equals_conv_mode(options: dict) -> None:
                 module.running_var.uniform_(0.5, 2.0)
     inputs = torch.randint(0, 12, (3, 24))
     lengths = torch.tensor([24, 17, 5])
-    uniforms = draw_uniforms(model, 3, 24, dtype=torch.float64)
+    uniforms = model.draw_uniforms(3, 24, dtype=torch.float64)
 
     conv_records, handles = record_spiking_modules(model)
     with torch.no_grad():
         conv_logits = model(inputs, lengths, uniforms)
-    step_records, more = record_spiking_modules(model)
     for handle in handles:
         handle.remove()
-    step_logits = stream(model, inputs, lengths, uniforms)
+    step_records, more = record_spiking_modules(model)
+    step_logits = model.stream(inputs, lengths, uniforms)
     for handle in more:
         handle.remove()
 
@@ -98,35 +111,33 @@ def test_step_mode_equals_conv_mode(options: dict) -> None:
 def test_online_logits_follow_the_prefix() -> None:
     """After t steps, the step-mode prediction is the model's prediction on the prefix."""
     torch.manual_seed(1)
-    model = PSpikeSSM(num_classes=3, d_input=2, d_model=8, d_state=4, n_layers=1)
+    block = BlockSettings(d_state=4)
+    model = PSpikeSSM(num_classes=3, d_input=2, d_model=8, n_layers=1, block=block)
     model = model.double().eval()
     inputs = torch.randn(2, 10, 2, dtype=torch.float64)
-    uniforms = draw_uniforms(model, 2, 10, dtype=torch.float64)
-    state = initial_state(model, 2)
+    uniforms = model.draw_uniforms(2, 10, dtype=torch.float64)
+    state = model.initial_state(2)
+
+    def at(t: slice):
+        return [[tuple(u[..., t] for u in pair) for pair in b] for b in uniforms]
+
     for t in range(6):
-        online = step(
-            model,
-            inputs[:, t],
-            state,
-            None,
-            [{k: v[..., t] for k, v in u.items()} for u in uniforms],
-        )
-    prefix = [{k: v[..., :6] for k, v in u.items()} for u in uniforms]
+        online = model.step(inputs[:, t], state, None, at(slice(t, t + 1)))
     with torch.no_grad():
-        torch.testing.assert_close(online, model(inputs[:, :6], None, prefix), atol=1e-10, rtol=0)
+        prefix = model(inputs[:, :6], None, at(slice(0, 6)))
+    torch.testing.assert_close(online, prefix, atol=1e-10, rtol=0)
 
 
 def test_two_sided_model_refuses_step_mode() -> None:
-    model = PSpikeSSM(
-        num_classes=2, vocab_size=5, d_model=4, d_state=4, n_layers=1, bidirectional=True
-    ).eval()
+    model = streamable(two_sided=True).eval()
     with pytest.raises(ValueError, match="two-sided kernels"):
-        stream(model, torch.zeros(1, 3, dtype=torch.long))
+        model.stream(torch.zeros(1, 3, dtype=torch.long))
 
 
-def test_step_mode_needs_eval_and_a_pspikessm_backbone() -> None:
-    model = PSpikeSSM(num_classes=2, vocab_size=5, d_model=4, d_state=4, n_layers=1)
+def test_step_mode_needs_eval_and_single_sequences() -> None:
+    model = streamable()
     with pytest.raises(RuntimeError, match="model.eval"):
-        stream(model.train(), torch.zeros(1, 3, dtype=torch.long))
-    with pytest.raises(TypeError, match="Linear has none"):
-        stream(nn.Linear(2, 2), torch.zeros(1, 3, 2))
+        model.train().stream(torch.zeros(1, 3, dtype=torch.long))
+    pairs = PSpikeSSM(vocab_size=5, d_model=4, dual_input=True, block=BlockSettings(d_state=4))
+    with pytest.raises(ValueError, match="takes pairs"):
+        pairs.eval().stream(torch.zeros(1, 3, dtype=torch.long))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -13,14 +13,17 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pspikessm.models.spike_sampler import SpikeSampler
-from pspikessm.optim import parameter_groups, warmup_cosine_lambda
+from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
+from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-EVAL_MODES = ("sample", "expected", "mc")
-SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
+#: How evaluation treats stochastic spikes (the one definition; see ``eval_mode`` below).
+EvalMode = Literal["sample", "expected", "mc"]
+EVAL_MODES = get_args(EvalMode)
+Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
+SCHEDULERS = get_args(Scheduler)
 
 
 class SequenceClassifier(L.LightningModule):
@@ -33,11 +36,14 @@ class SequenceClassifier(L.LightningModule):
         lr: peak learning rate of the untagged parameters.
         weight_decay: AdamW weight decay of the untagged parameters.
         betas: AdamW betas.
-        scheduler: ``cosine`` (linear warm-up then cosine decay, per step), ``plateau``
-            (reduce on plateau of ``monitor``, per epoch) or ``constant``.
-        warmup_steps: linear warm-up steps of the cosine schedule.
-        total_steps: steps of the cosine schedule; None uses the trainer's estimate.
-        min_lr_factor: the cosine schedule ends at ``min_lr_factor * lr``.
+        scheduler: ``cosine`` (linear warm-up then cosine decay to ``min_lr_factor * lr`` at
+            ``total_steps``, constant after), ``cosine_periodic`` (the authors':
+            transformers' cosine with warm-up, which keeps running past ``total_steps`` so the
+            rate rises again), ``plateau`` (reduce on plateau of ``monitor``, per epoch) or
+            ``constant``. Both cosines step per optimiser step.
+        warmup_steps: linear warm-up steps of the cosine schedules.
+        total_steps: steps of the cosine schedules; None uses the trainer's estimate.
+        min_lr_factor: the ``cosine`` schedule ends at ``min_lr_factor * lr``.
         plateau_factor: LR factor of the plateau schedule.
         plateau_patience: epochs without improvement before the plateau schedule steps.
         monitor: metric the plateau schedule watches (maximised).
@@ -52,6 +58,9 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
+        reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
+            a fresh optimiser and schedule at its step (off: an error naming the settings;
+            equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -69,21 +78,24 @@ class SequenceClassifier(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.999),
-        scheduler: Literal["cosine", "plateau", "constant"] = "cosine",
+        scheduler: Scheduler = "cosine",
         warmup_steps: int = 0,
         total_steps: int | None = None,
         min_lr_factor: float = 0.0,
         plateau_factor: float = 0.2,
         plateau_patience: int = 20,
         monitor: str = "val/acc",
-        eval_mode: Literal["sample", "expected", "mc"] = "sample",
+        eval_mode: EvalMode = "sample",
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
+        reset_optimizer: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
-            raise ValueError(f"unknown eval_mode {eval_mode!r}; expected one of {EVAL_MODES}")
+            raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
@@ -94,23 +106,32 @@ class SequenceClassifier(L.LightningModule):
         if isinstance(self.hparams.get("backbone"), nn.Module):
             self.remove_ignored_hparams(["backbone"])
         self.backbone = backbone
-        self.train_acc = MulticlassAccuracy(num_classes)
-        self.val_acc = MulticlassAccuracy(num_classes)
-        self.test_acc = MulticlassAccuracy(num_classes)
+        # average="micro": the fraction of correct predictions, as LRA and the paper report;
+        # torchmetrics' default ("macro") is the mean of per-class recalls, another number.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
+        # The training epoch's running loss and accuracy are in checkpoints too, so an epoch
+        # resumed part-way reports the whole epoch (and they restart with each new epoch).
+        self.train_loss = MeanMetric(dist_sync_on_step=True)  # step values: the global batch
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
+        self._trained_this_epoch = False
         self._resumed_rng_state: dict | None = None
+        self._resume_guard = ResumeGuard()  # architecture and optimiser checks of checkpoints
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        mode = "expected" if self.hparams.eval_mode == "expected" else "sample"
-        for sampler in self.backbone.modules():
-            if isinstance(sampler, SpikeSampler):
-                sampler.eval_mode = mode
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
+        for module in self.backbone.modules():
+            if hasattr(module, "sample_in_eval"):
+                module.sample_in_eval = self.hparams.eval_mode != "expected"
 
     @property
     def eval_passes(self) -> int:
@@ -159,6 +180,22 @@ class SequenceClassifier(L.LightningModule):
             self.backbone.compile()  # in place: state_dict keys stay those of the plain model
             self._backbone_compiled = True
 
+    def on_train_epoch_start(self) -> None:
+        # Not called when a run resumes part-way into an epoch: the restored states continue.
+        self.train_loss.reset()
+        self.train_acc.reset()
+        self._trained_this_epoch = False
+
+    def on_train_epoch_end(self) -> None:
+        # An epoch resumed in its closing validation ran no training step in this process,
+        # so Lightning has nothing to log for it: log the restored (whole-epoch) means here.
+        if self._trained_this_epoch or self.trainer.ckpt_path is None:
+            return
+        with warnings.catch_warnings():  # "compute ... called before the update method"
+            warnings.simplefilter("ignore", UserWarning)
+            self.log("train/loss_epoch", self.train_loss.compute())
+            self.log("train/acc", self.train_acc.compute())
+
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
         if self.trainer.global_step == 0:
@@ -175,9 +212,10 @@ class SequenceClassifier(L.LightningModule):
         logits = self(inputs, lengths)
         loss = F.cross_entropy(logits, targets)
         self.train_acc(logits, targets)
-        # sync_dist: the logged loss is that of the global batch, not of process 0's share.
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.train_loss(loss.detach(), weight=targets.numel())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._trained_this_epoch = True
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -210,27 +248,15 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_state"] = rng_state()
-        checkpoint[SETTINGS_KEY] = getattr(self.backbone, "settings", None)
+        self._resume_guard.save(checkpoint, self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the spike stream; refuse a checkpoint whose backbone was built differently,
-        naming the settings."""
+        """Keep the spike stream; refuse a checkpoint of another architecture, naming the settings."""
+        self._resume_guard.load(checkpoint, self.backbone, self._trainer)
         self._resumed_rng_state = checkpoint.get("rng_state")
-        saved = checkpoint.get(SETTINGS_KEY)
-        current = getattr(self.backbone, "settings", None)
-        if not saved or not current:
-            return
-        mismatched = [
-            f"{key}: checkpoint {saved[key]!r}, model {current.get(key)!r}"
-            for key in saved
-            if key in current and saved[key] != current[key]
-        ]
-        if mismatched:
-            raise ValueError(
-                "checkpoint was trained with another architecture; set "
-                "model.backbone.init_args.<setting> to the checkpoint's value, or load a "
-                "matching checkpoint. Mismatched settings: " + "; ".join(mismatched)
-            )
+
+    def on_fit_start(self) -> None:
+        self._resume_guard.fit_start(self.trainer, self.hparams.reset_optimizer)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -248,7 +274,9 @@ class SequenceClassifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": plateau, "monitor": hp.monitor, "interval": "epoch"},
             }
         total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
-        cosine = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
-        )
+        if hp.scheduler == "cosine_periodic":
+            factor = periodic_cosine_lambda(hp.warmup_steps, total)
+        else:
+            factor = warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
+        cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}

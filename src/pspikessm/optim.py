@@ -21,6 +21,28 @@ def tag_optim(parameter: nn.Parameter, **settings: float) -> nn.Parameter:
     return parameter
 
 
+#: Normalisation layers, whose parameters take no weight decay in the official optimiser groups.
+NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+)
+
+
+def exempt_norms_and_biases(module: nn.Module) -> None:
+    """Weight decay 0 for every normalisation parameter and every parameter named ``*bias``
+    in ``module``: the official optimiser groups (S4's ``add_optimizer_hooks``), which apply
+    to the backbone's blocks and final norm but not to the encoder and decoder."""
+    for submodule in module.modules():
+        for name, parameter in submodule.named_parameters(recurse=False):
+            if name.endswith("bias") or isinstance(submodule, NORMS):
+                settings = getattr(parameter, OPTIM_ATTR, {})
+                tag_optim(parameter, **{**settings, "weight_decay": 0.0})
+
+
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, object]]:
     """Group ``model``'s trainable parameters by their optimizer tags.
 
@@ -59,5 +81,20 @@ def warmup_cosine_lambda(
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         progress = min(1.0, progress)
         return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def periodic_cosine_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """LR factor of transformers' ``get_cosine_schedule_with_warmup`` (the authors' schedule):
+    linear warm-up from 0, then ``(1 + cos(π t))/2`` with ``t`` the progress past warm-up,
+    *not* stopped at ``total_steps``: later the rate rises again, with period
+    ``2 (total_steps - warmup_steps)``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     return factor

@@ -7,20 +7,21 @@ import re
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from pspikessm.callbacks.energy_counts import (
-    PJ_PER_AC,
-    PJ_PER_MAC,
+    BlockShape,
     OperationCounts,
     block_real_macs,
-    block_spike_fed_dense_macs,
     norm_macs_per_step,
+    spike_fed_dense_macs,
 )
-from pspikessm.callbacks.spike_sources import is_spike_source
+from pspikessm.callbacks.energy_table import publish_table
 from pspikessm.models.backbone import PSpikeSSM
 from pspikessm.models.block import PSpikeSSMBlock
+from pspikessm.models.channel_affine import ChannelAffine
+from pspikessm.models.neurons import is_spike_source
 
 TOTAL = "total"
 
@@ -38,7 +39,9 @@ class EnergyEstimate(L.Callback):
     (``encoder``, ``layer{i}``, ``head``, ``total``): ``energy/R/ac``, ``energy/R/mac``,
     ``energy/R/nj`` (spiking energy, nJ), ``energy/R/dense_mac`` and ``energy/R/dense_nj``
     (the same network non-spiking); and ``energy/saving`` (non-spiking / spiking energy).
-    The table is printed on rank zero and kept in :attr:`table` (a list of row dicts).
+    The table is printed on rank zero and kept in :attr:`table` (a list of row dicts); with a
+    logger it is also written to the run folder as ``energy.csv`` and, for TensorBoard, as
+    the text ``energy/table`` (:mod:`~pspikessm.callbacks.energy_table`).
     """
 
     def __init__(self) -> None:
@@ -73,10 +76,11 @@ class EnergyEstimate(L.Callback):
         for name, block in blocks:
             index = row(_block_row(name, prefix or not backbones))
             self._hook(block, self._block_hook(block, index))
-            fan_outs = ((block.fuse.input_spikes, 1), (block.output_spikes, _mixer_out(block)))
-            for sampler, fan_out in fan_outs:
-                if is_spike_source(sampler):
-                    self._hook(sampler, self._spike_hook(index, fan_out))
+            for branch in block.branches:
+                fan_outs = ((branch.input_spikes, 1), (branch.output_spikes, _mixer_out(block)))
+                for neuron, fan_out in fan_outs:
+                    if is_spike_source(neuron):
+                        self._hook(neuron, self._spike_hook(index, fan_out))
         for name, backbone in backbones:
             base = f"{name}/" if prefix else ""
             self._hook(backbone, self._head_hook(backbone, row(base + "head")))
@@ -126,9 +130,10 @@ class EnergyEstimate(L.Callback):
         return hook
 
     def _block_hook(self, block: PSpikeSSMBlock, index: int):
-        width = block.ssm.d.numel()
-        norm = norm_macs_per_step(block.fuse.norm, width)
-        spiking = [is_spike_source(block.fuse.input_spikes), is_spike_source(block.output_spikes)]
+        shape = block_shape(block)
+        branch = block.branches[0]
+        spiking_in = is_spike_source(branch.input_spikes)
+        spiking_out = is_spike_source(branch.output_spikes)
 
         def hook(module, args, kwargs, output) -> None:
             if not self._active:
@@ -137,15 +142,12 @@ class EnergyEstimate(L.Callback):
             mask = args[1] if len(args) > 1 else kwargs.get("mask")
             lengths = (
                 torch.full((x.shape[0],), x.shape[-1]) if mask is None else mask.sum(dim=(1, 2))
-            )
-            real = block_real_macs(width, norm, lengths.cpu())
-            dense = block_spike_fed_dense_macs(width, _mixer_out(block), lengths.cpu())
+            ).cpu()
+            real = block_real_macs(shape, lengths)
+            skips, mixer = spike_fed_dense_macs(shape, lengths)
             # A non-spiking neuron kind feeds real values: its consumers cost MACs here too.
-            steps = float(lengths.sum())
-            fed_real = (0 if spiking[0] else width * steps) + (
-                0 if spiking[1] else width * _mixer_out(block) * steps
-            )
-            self._counts.update(index, mac=real + fed_real, dense_mac=real + dense)
+            fed_real = (0.0 if spiking_in else skips) + (0.0 if spiking_out else mixer)
+            self._counts.update(index, mac=real + fed_real, dense_mac=real + skips + mixer)
 
         return hook
 
@@ -204,32 +206,7 @@ class EnergyEstimate(L.Callback):
         total = self.table[-1]
         saving = total["dense_nj"] / total["nj"] if total["nj"] > 0 else float("nan")
         pl_module.log("energy/saving", saving, on_epoch=True, batch_size=1)
-        _print(format_table(self.table, split))
-
-
-def format_table(table: list[dict[str, float]], split: str = "test") -> str:
-    """The energy table as text: one row per layer, per sequence, spiking vs non-spiking."""
-    lines = [
-        f"Energy per sequence on the {split} split "
-        f"({PJ_PER_AC} pJ/AC, {PJ_PER_MAC} pJ/MAC; counting rules: "
-        "pspikessm.callbacks.energy_counts)",
-        f"{'layer':<14}{'ACs':>14}{'MACs':>14}{'energy nJ':>12}"
-        f"{'non-spiking MACs':>18}{'non-spiking nJ':>16}",
-    ]
-    for entry in table:
-        lines.append(
-            f"{entry['row']:<14}{entry['ac']:>14.4g}{entry['mac']:>14.4g}{entry['nj']:>12.4g}"
-            f"{entry['dense_mac']:>18.4g}{entry['dense_nj']:>16.4g}"
-        )
-    total = table[-1]
-    if total["nj"] > 0:
-        lines.append(f"non-spiking / spiking energy: {total['dense_nj'] / total['nj']:.3g}x")
-    return "\n".join(lines)
-
-
-@rank_zero_only
-def _print(text: str) -> None:
-    print(text, flush=True)
+        publish_table(pl_module.trainer, self.table, split)
 
 
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)$")
@@ -243,7 +220,20 @@ def _block_row(name: str, qualified: bool) -> str:
 
 
 def _mixer_out(block: PSpikeSSMBlock) -> int:
-    return block.mixer.linear.out_features
+    """The fan-out of an output spike: the mixer's output width, 0 without a mixer."""
+    return block.mixer.linear.out_features if hasattr(block.mixer, "linear") else 0
+
+
+def block_shape(block: PSpikeSSMBlock) -> BlockShape:
+    """The counting rules' view of ``block`` (:class:`BlockShape`)."""
+    width = block.fuse.affines[0].scale.numel()
+    return BlockShape(
+        width=width,
+        branches=len(block.branches),
+        affines=sum(isinstance(m, ChannelAffine) for m in block.modules()),
+        norm_per_step=norm_macs_per_step(block.fuse.norm, width),
+        mixer_out=_mixer_out(block),
+    )
 
 
 def _is_linear(module: nn.Module) -> bool:

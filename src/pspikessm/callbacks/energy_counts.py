@@ -7,16 +7,17 @@ as if it ran alone; ``H`` is the width, ``C`` the number of classes.
 Rules, per P-SpikeSSM part (spiking network / the same network non-spiking):
 
 - encoder: ``nn.Linear(d_in, H)``: ``d_in·H·l`` MACs; ``nn.Embedding``: 0 (a table lookup).
-- block, real-valued operations (MACs in both networks):
-  ClampFuse entry affine ``a ⊙ x + b``: ``H·l``; normalisation (one per block, pre- or
-  post-norm): BatchNorm ``H·l`` (at inference a per-channel affine), LayerNorm ``3·H·l``
-  (mean, variance, scale), none 0; output affine ``a_out ⊙ GELU(u) + b_out``: ``H·l``;
-  the SSM convolution in parallel form, counted as the FFT convolution the code runs
-  (:func:`fft_conv_macs`), ``H·fft_conv_macs(l)``.
-- block, operations fed by binary spikes (ACs when spiking; MACs when non-spiking):
-  the D skip ``D s_in``: 1 AC per input spike (``H·l`` MACs non-spiking); the SpikeMixer
-  ``W s_out`` (H → H_out): ``H_out`` ACs per output spike (its fan-out) (``H·H_out·l`` MACs
-  non-spiking).
+- block, real-valued operations (MACs in both networks), with ``b`` branches (1, or 2 with
+  the second branch): ClampFuse entry affines ``a_j ⊙ x + b_j``: ``b·H·l``; normalisation
+  (one per block, pre- or post-norm): BatchNorm ``H·l`` (at inference a per-channel affine),
+  LayerNorm ``3·H·l`` (mean, variance, scale), none 0; output affine ``a_out ⊙ GELU(u) +
+  b_out`` (branch 1 only): ``H·l``; the SSM convolutions in parallel form, counted as the FFT
+  convolution the code runs (:func:`fft_conv_macs`), ``b·H·fft_conv_macs(l)``.
+- block, operations fed by binary spikes (ACs when spiking; MACs when non-spiking), per
+  branch: the D skip ``D s_in``: 1 AC per input spike (``H·l`` MACs non-spiking); the
+  SpikeMixer ``W s_out`` (b·H → H_out): ``H_out`` ACs per output spike (its fan-out)
+  (``H·H_out·l`` MACs non-spiking). Without a mixer the output spikes are added to the
+  residual stream, which is not counted: fan-out 0.
 - head: final norm (pre-norm models) as above; decoder ``H·C`` MACs per sequence.
 - not counted: biases and residual additions, elementwise nonlinearities (GELU, clamp),
   spike sampling (a comparison), dropout, mean pooling, and the kernel generation and kernel
@@ -29,6 +30,7 @@ Spike counts come from the actual spikes of each run; with samplers in
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -64,16 +66,31 @@ def norm_macs_per_step(norm: nn.Module, width: int) -> int:
     raise TypeError(f"no energy counting rule for normalisation {type(norm).__name__}")
 
 
-def block_real_macs(width: int, norm_per_step: int, lengths: torch.Tensor) -> float:
+@dataclass(frozen=True)
+class BlockShape:
+    """What the counting rules need to know of a block: its width ``H``, number of branches,
+    number of per-neuron affines (entries and output affines), normalisation MACs per step,
+    and the mixer's output width ``H_out`` (0 without a mixer)."""
+
+    width: int
+    branches: int
+    affines: int
+    norm_per_step: int
+    mixer_out: int
+
+
+def block_real_macs(shape: BlockShape, lengths: torch.Tensor) -> float:
     """MACs of one block's real-valued operations over sequences of ``lengths`` (B,)."""
     steps = float(lengths.sum())
     conv = sum(fft_conv_macs(int(n)) for n in lengths.tolist() if n > 0)
-    return (2 * width + norm_per_step) * steps + width * conv
+    per_step = shape.affines * shape.width + shape.norm_per_step
+    return per_step * steps + shape.branches * shape.width * conv
 
 
-def block_spike_fed_dense_macs(width: int, mixer_out: int, lengths: torch.Tensor) -> float:
-    """MACs of the spike-fed operations (D skip, SpikeMixer) if they were fed real values."""
-    return (width + width * mixer_out) * float(lengths.sum())
+def spike_fed_dense_macs(shape: BlockShape, lengths: torch.Tensor) -> tuple[float, float]:
+    """MACs of the spike-fed operations if they were fed real values: (D skips, mixer)."""
+    steps = float(lengths.sum()) * shape.branches * shape.width
+    return steps, steps * shape.mixer_out
 
 
 class OperationCounts(Metric):

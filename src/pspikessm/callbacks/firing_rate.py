@@ -6,12 +6,13 @@ from collections import defaultdict
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
-from pspikessm.callbacks.sparsity_plots import active_ratio_figure, raster_figure
+from pspikessm.callbacks.example_pictures import ExamplePictures
+from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
 from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
+from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 
 class FiringRateMonitor(L.Callback):
@@ -33,15 +34,22 @@ class FiringRateMonitor(L.Callback):
       once per epoch over the whole split.
     - ``sparsity/T/S/neuron_rates``: histogram of the per-neuron firing rates (TensorBoard,
       rank zero, at the same times as the scalars).
-    - ``sparsity/val/raster/S`` (neurons × time) and ``sparsity/val/active_ratio/layer{i}``
-      (fraction of the layer's neurons active per step, input and output spikes): images of
-      the first example of the first validation batch (the same example every epoch), once
-      per validation epoch, rank zero.
+    - A "Sparsity" category in TensorBoard's custom-scalars dashboard
+      (:mod:`~pspikessm.callbacks.sparsity_layout`): per stage, one chart with every
+      source's rate and one with the silent fractions. Written at setup, rank zero.
+    - Pictures of one validation example, once per validation epoch, rank zero
+      (:class:`ExamplePictures`): the longest sequence of the first validation batch, or
+      ``example_index`` of that batch; the same example every epoch.
+      ``sparsity/val/raster/S`` (neurons × time steps, over the example's valid steps),
+      ``sparsity/val/raster/all_layers`` (every source in one figure, one row each),
+      ``sparsity/val/active_ratio/layer{i}`` (fraction of the layer's neurons active per
+      step, one line per source of the layer) and the text ``sparsity/val/example`` (which
+      example, how many steps).
 
     Samplers in ``eval_mode="expected"`` return firing probabilities instead of spikes; the
     monitor then reports expectations: ``rate`` is the expected firing rate, ``silent`` the
     fraction of neurons whose probability is zero at every step (that can never fire), and
-    the raster shows probabilities as grey levels.
+    the rasters show probabilities as grey levels, with a colour bar.
 
     A model without spike sources gets a one-line warning and the monitor stays quiet. A
     trainer without a logger is an error at setup; histograms and images need a
@@ -50,19 +58,24 @@ class FiringRateMonitor(L.Callback):
     Args:
         histograms: write the per-neuron firing-rate histograms.
         images: write the raster and active-ratio images.
+        example_index: position in the first validation batch of the example the pictures
+            show; None: its longest sequence.
     """
 
-    def __init__(self, histograms: bool = True, images: bool = True) -> None:
+    def __init__(
+        self, histograms: bool = True, images: bool = True, example_index: int | None = None
+    ) -> None:
         self.histograms = histograms
         self.images = images
+        self.example = ExamplePictures(example_index)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
-        self._example: dict[str, torch.Tensor] = {}
         self._trainer: L.Trainer | None = None
-        self._log_train_step = False
+        self._step_before_batch = 0
         self._capture_example = False
         self._warned_no_tensorboard = False
+        self._layout_written: tuple[object, set[str]] = (None, set())  # (writer, stages)
 
     # --- hooks on the model ---------------------------------------------------------------
 
@@ -83,11 +96,25 @@ class FiringRateMonitor(L.Callback):
             return
         for name, module in self._sources:
             self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
+        self._write_layout(trainer, STAGES_OF.get(stage, ()))
+
+    @rank_zero_only
+    def _write_layout(self, trainer: L.Trainer, stages: tuple[str, ...]) -> None:
+        """The custom-scalars layout of every stage this run folder has been set up for (a
+        later ``test`` after ``fit`` rewrites it with the three stages; TensorBoard reads the
+        latest)."""
+        writer = self._tensorboard(trainer)
+        if writer is None or not stages:
+            return
+        previous_writer, previous = self._layout_written
+        written = (previous if previous_writer is writer else set()) | set(stages)
+        writer.add_custom_scalars(sparsity_layout(written))
+        self._layout_written = (writer, written)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._remove_hooks()
         self._counts.clear()
-        self._example.clear()
+        self.example.clear()
         self._trainer = None
 
     def _remove_hooks(self) -> None:
@@ -118,20 +145,28 @@ class FiringRateMonitor(L.Callback):
                 counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
             counts.update(spikes, mask)
             if stage == "val" and self._capture_example:
-                valid = spikes.shape[-1] if mask is None else int(mask[0].sum().item())
-                self._example[name] = spikes[0, :, :valid].detach().float().cpu()  # (H L)
+                self.example.capture(name, spikes, mask)
 
         return hook
 
     # --- when to log ------------------------------------------------------------------------
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        # Decided before the step, as the trainer's own step logging does.
-        self._log_train_step = trainer._logger_connector.should_update_logs
+        self._step_before_batch = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._log_train_step:
+        if self._trainer_logs_this_step(trainer):
             self._log_stage(trainer, pl_module, "train", on_step=True)
+
+    def _trainer_logs_this_step(self, trainer: L.Trainer) -> bool:
+        """Whether the trainer writes this batch's step metrics: Lightning's own rule, which it
+        applies right after ``on_train_batch_end`` (every ``log_every_n_steps`` optimiser steps,
+        counting this batch's, and when the run is stopping). Counts since the previous log
+        would otherwise be reset without being written."""
+        every = trainer.log_every_n_steps
+        if every == 0:
+            return False
+        return (self._step_before_batch + 1) % every == 0 or trainer.should_stop
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._reset("train")
@@ -206,31 +241,17 @@ class FiringRateMonitor(L.Callback):
     @rank_zero_only
     def _log_example(self, trainer) -> None:
         writer = self._tensorboard(trainer)
-        if writer is None or not self._example:
-            return
-        step = trainer.global_step
-        layers: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        for name, spikes in self._example.items():
-            writer.add_figure(
-                f"sparsity/val/raster/{name}", raster_figure(spikes, name), step, close=True
-            )
-            layer, _, kind = name.rpartition("/")
-            layers[layer or name][kind or name] = spikes
-        for layer, kinds in layers.items():
-            writer.add_figure(
-                f"sparsity/val/active_ratio/{layer}",
-                active_ratio_figure(kinds, layer),
-                step,
-                close=True,
-            )
-        self._example.clear()
+        if writer is not None:
+            self.example.write(writer, trainer.global_step)
+        self.example.clear()
 
     def _tensorboard(self, trainer: L.Trainer):
         """The SummaryWriter of the trainer's TensorBoardLogger, or None (warned once)."""
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger.experiment
-        if not self._warned_no_tensorboard:
-            rank_zero_warn("FiringRateMonitor: no TensorBoardLogger; histograms and images skipped")
+        writer = tensorboard_writer(trainer)
+        if writer is None and not self._warned_no_tensorboard:
+            rank_zero_warn(
+                "FiringRateMonitor: no TensorBoardLogger; histograms, images and the "
+                "custom-scalars layout skipped"
+            )
             self._warned_no_tensorboard = True
-        return None
+        return writer

@@ -1,7 +1,7 @@
 """Where spikes come from: finding spike-producing modules and counting their spikes exactly.
 
 A module is a *spike source* when its class carries ``emits_spikes = True``
-(:func:`pspikessm.models.backbone.is_spike_source`: SpikeSampler and the baselines' binary and
+(:func:`pspikessm.models.neurons.is_spike_source`: SpikeSampler and the baselines' binary and
 LIF neurons do; other neuron kinds opt in the same way) and keeps the sampler's calling
 convention, which the monitors rely on:
 
@@ -21,14 +21,15 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.backbone import is_spike_source
+from pspikessm.models.neurons import is_spike_source
 
 
 def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every spike source in ``model`` with a short display name, in registration order.
 
     Names: ``layer{i}/input`` and ``layer{i}/output`` for the input and output spikes of block
-    ``i`` (``blocks.{i}.fuse.input_spikes`` and ``blocks.{i}.output_spikes``); any other source
+    ``i``'s first branch (``blocks.{i}.branches.0.input_spikes``, ``...output_spikes``),
+    ``layer{i}/input_b`` and ``layer{i}/output_b`` for its second branch; any other source
     keeps its qualified module name with dots turned into underscores.
     """
     sources = []
@@ -43,15 +44,23 @@ def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return sources
 
 
-_BLOCK_SOURCE = re.compile(r"(?:^|\.)blocks\.(\d+)\.(?:fuse\.)?(input|output)_spikes$")
+_BLOCK_SOURCE = re.compile(r"(?:^|\.)blocks\.(\d+)\.branches\.(\d+)\.(input|output)_spikes$")
 
 
 def source_name(qualified_name: str) -> str:
-    """``backbone.blocks.0.fuse.input_spikes`` → ``layer0/input``; otherwise dots → ``_``."""
+    """``backbone.blocks.0.branches.1.input_spikes`` → ``layer0/input_b``; otherwise dots → ``_``."""
     match = _BLOCK_SOURCE.search(qualified_name)
     if match:
-        return f"layer{match.group(1)}/{match.group(2)}"
+        layer, branch, kind = match.groups()
+        suffix = "" if branch == "0" else "_b" if branch == "1" else f"_b{branch}"
+        return f"layer{layer}/{kind}{suffix}"
     return qualified_name.replace(".", "_") or "model"
+
+
+def layer_of(source: str) -> str:
+    """The layer a source name belongs to: the part before its last ``/`` (``layer0/input``,
+    ``layer0/output_b`` → ``layer0``); a name without ``/`` is its own layer."""
+    return source.rpartition("/")[0] or source
 
 
 def spikes_and_mask(args: tuple, kwargs: dict, output: torch.Tensor):

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from pspikessm.models.block import PSpikeSSMBlock
+from pspikessm.models.block import PSpikeSSMBlock, Uniforms
 from pspikessm.models.norms import make_norm
 from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
-
-#: Settings that decide the model's architecture: a checkpoint only loads into a model built
-#: with the same values (``SequenceClassifier.on_load_checkpoint`` compares them).
-ARCHITECTURE_SETTINGS = (
-    "num_classes",
-    "vocab_size",
-    "d_input",
-    "d_model",
-    "d_state",
-    "n_layers",
-    "kernel",
-    "kernel_args",
-    "init",
-    "bidirectional",
-    "norm",
-    "prenorm",
-    "residual",
-    "neuron",
-    "neuron_args",
-    "mixer",
-    "second_branch",
-    "dual_input",
-)
+from pspikessm.models.settings import BlockSettings
+from pspikessm.optim import exempt_norms_and_biases
 
 
 def valid_mask(
@@ -61,35 +40,21 @@ class PSpikeSSM(nn.Module):
         vocab_size: token vocabulary size; > 0 selects an embedding encoder for (B, L)
             integer inputs, 0 a linear encoder for (B, L, d_input) real inputs (linked).
         d_input: input channels of real-valued inputs (linked).
-        d_model: neurons per layer H.
-        d_state: state size N per neuron.
+        d_model: width H of the residual stream: neurons per layer.
         n_layers: number of blocks K.
-        kernel: SSM kernel family (``diag``: S4D, Vandermonde; ``dplr``: S4, Cauchy).
-        kernel_args: options of that kernel family (``dplr``: ``shared: false`` gives every
-            neuron its own A, B, the paper's Pathfinder setting).
-        init: SSM init (``legs`` or ``lin``).
-        bidirectional: two-sided (non-causal) kernels; False for streaming tasks.
-        norm: ``batch``, ``layer`` or ``none``.
-        prenorm: pre-norm blocks (with a final norm) instead of post-norm.
-        dropout: dropout inside the blocks.
-        residual: residual connections around the blocks.
-        dt_min, dt_max: range of the initial SSM step.
-        ssm_lr: learning rate of the SSM's A and B (zero weight decay).
-        dt_lr: learning rate of dt; None uses the global rate.
-        eval_mode: spikes in evaluation: ``sample`` (stochastic) or ``expected`` (p).
-        neuron: ``pspike`` (the model), or a baseline: ``gelu`` (non-spiking S4D/S4),
-            ``binary`` (Binary S4D), ``lif`` (LIF-SSM); ``neuron_args`` its settings.
-        mixer: SpikeMixer activation ``gelu`` / ``relu``, or ``none`` (ablation: no mixer).
-        second_branch: a second SSM branch per layer, mixed 2H → H.
         dual_input: two-document inputs (linked from the data module): both documents are
             encoded by the same blocks and a :class:`RetrievalHead` replaces the decoder.
+        block: the settings of every block (:class:`BlockSettings`; default: the paper's).
 
     Inputs: ``inputs`` (B, L) int64 tokens or (B, L, d_input) floats; ``lengths`` (B,) valid
     steps per sequence, or None (with ``dual_input``: (B, 2, L[, d_input]) and (B, 2));
-    ``uniforms``: optional, one mapping per block from sampler
-    name to (B, H, L) uniforms (:func:`pspikessm.models.streaming.draw_uniforms`).
-    Outputs: logits (B, num_classes). :mod:`pspikessm.models.streaming` runs the same model
-    one time step at a time.
+    ``uniforms``: optional, per block the uniforms that fix its spikes (:meth:`draw_uniforms`).
+    Outputs: logits (B, num_classes). :meth:`step` and :meth:`stream` run the same model one
+    time step at a time (causal kernels, evaluation mode).
+
+    Optimiser settings, as the official ones: the SSM parameters carry their own
+    (:mod:`pspikessm.models.ssm_parameters`); every normalisation parameter and bias of the
+    blocks and the final norm takes no weight decay.
     """
 
     def __init__(
@@ -98,71 +63,42 @@ class PSpikeSSM(nn.Module):
         vocab_size: int = 0,
         d_input: int = 1,
         d_model: int = 128,
-        d_state: int = 64,
         n_layers: int = 4,
-        kernel: str = "diag",
-        init: str = "legs",
-        bidirectional: bool = False,
-        norm: str = "batch",
-        prenorm: bool = False,
-        dropout: float = 0.0,
-        residual: bool = True,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        ssm_lr: float = 1e-3,
-        dt_lr: float | None = None,
-        eval_mode: str = "sample",
         dual_input: bool = False,
-        kernel_args: dict[str, Any] | None = None,
-        neuron: Literal["pspike", "gelu", "binary", "lif"] = "pspike",
-        neuron_args: dict[str, Any] | None = None,
-        mixer: Literal["gelu", "relu", "none"] = "gelu",
-        second_branch: bool = False,
+        block: BlockSettings | None = None,
     ) -> None:
         super().__init__()
-        arguments = locals()
-        self.settings = {key: arguments[key] for key in ARCHITECTURE_SETTINGS}
-        self.bidirectional = bidirectional
+        block = block or BlockSettings()
+        #: What decides the architecture: a checkpoint loads only into a model with the same.
+        self.settings: dict[str, Any] = {
+            "num_classes": num_classes,
+            "vocab_size": vocab_size,
+            "d_input": d_input,
+            "d_model": d_model,
+            "n_layers": n_layers,
+            "dual_input": dual_input,
+            "block": block.architecture(),
+        }
         self.num_classes = num_classes
+        self.two_sided = block.two_sided
         self.dual_input = dual_input
         if vocab_size > 0:
             self.encoder: nn.Module = nn.Embedding(vocab_size, d_model)
         else:
             self.encoder = nn.Linear(d_input, d_model)
-        self.blocks = nn.ModuleList(
-            PSpikeSSMBlock(
-                d_model,
-                d_state,
-                kernel=kernel,
-                init=init,
-                bidirectional=bidirectional,
-                norm=norm,
-                prenorm=prenorm,
-                dropout=dropout,
-                residual=residual,
-                dt_min=dt_min,
-                dt_max=dt_max,
-                ssm_lr=ssm_lr,
-                dt_lr=dt_lr,
-                eval_mode=eval_mode,
-                kernel_args=kernel_args,
-                neuron=neuron,
-                neuron_args=neuron_args,
-                mixer=mixer,
-                second_branch=second_branch,
-            )
-            for _ in range(n_layers)
-        )
-        self.final_norm = make_norm(norm, d_model) if prenorm else nn.Identity()
+        self.blocks = nn.ModuleList(PSpikeSSMBlock(d_model, block) for _ in range(n_layers))
+        self.final_norm = make_norm(block.norm, d_model) if block.prenorm else nn.Identity()
         self.decoder = (
             RetrievalHead(d_model, num_classes) if dual_input else nn.Linear(d_model, num_classes)
         )
+        exempt_norms_and_biases(self.blocks)
+        exempt_norms_and_biases(self.final_norm)
 
     def features(
         self,
         inputs: torch.Tensor,
         lengths: torch.Tensor | None = None,
-        uniforms: Sequence[Mapping[str, torch.Tensor]] | None = None,
+        uniforms: Sequence[Uniforms] | None = None,
     ) -> torch.Tensor:
         """The pooled representation (B, H) of ``inputs``."""
         x = self.encoder(inputs).transpose(1, 2)  # (B H L)
@@ -175,26 +111,73 @@ class PSpikeSSM(nn.Module):
         self,
         inputs: torch.Tensor,
         lengths: torch.Tensor | None = None,
-        uniforms: Sequence[Mapping[str, torch.Tensor]] | None = None,
+        uniforms: Sequence[Uniforms] | None = None,
     ) -> torch.Tensor:
         if self.dual_input:
             return self.decoder(*encode_pair(self.features, inputs, lengths))
         return self.decoder(self.features(inputs, lengths, uniforms))
 
+    def draw_uniforms(
+        self, batch: int, length: int, generator: torch.Generator | None = None, **like: Any
+    ) -> list[Uniforms]:
+        """Per block, uniforms (B, H, L) for every spike site (``like``: dtype, device)."""
+        width = self.settings["d_model"]
+        shape = torch.empty(batch, width, length, **like)
+        return [block.draw_uniforms(shape, generator) for block in self.blocks]
 
-def is_spike_source(module: nn.Module) -> bool:
-    """True when ``module``'s outputs are spikes: its class sets ``emits_spikes = True``.
+    def initial_state(self, batch: int) -> dict[str, Any]:
+        """Step mode: per-block recurrences (discretised now) and an empty pooled sum."""
+        if self.dual_input:
+            raise ValueError("step mode runs single sequences; this model takes pairs")
+        return {
+            "blocks": [block.initial_state(batch) for block in self.blocks],
+            "sum": 0.0,
+            "count": 0.0,
+        }
 
-    :class:`SpikeSampler` (P-SpikeSSM) and the baselines' spiking neurons do; a neuron kind of
-    your own opts in the same way, keeping the calling convention ``module(x, mask, uniforms)``
-    → (B, H, L) spikes, zero at padded steps.
-    """
-    return bool(getattr(module, "emits_spikes", False))
+    @torch.no_grad()
+    def step(
+        self,
+        inputs: torch.Tensor,
+        state: dict[str, Any],
+        valid: torch.Tensor | None = None,
+        uniforms: Sequence[Uniforms] | None = None,
+    ) -> torch.Tensor:
+        """Advance one step. ``inputs`` (B,) tokens or (B, d_input); ``valid`` (B,) 1/0 or
+        None; ``uniforms`` per block as :meth:`draw_uniforms`, (B, H, 1). Updates ``state`` in
+        place; returns the logits (B, num_classes) of the mean over the steps seen so far."""
+        x = self.encoder(inputs).unsqueeze(-1)  # (B H 1)
+        mask = None if valid is None else valid.to(x.dtype).view(-1, 1, 1)  # (B 1 1)
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, state["blocks"][i], mask, None if uniforms is None else uniforms[i])
+        features = self.final_norm(x)[..., 0]  # (B H)
+        weight = 1.0 if mask is None else mask[..., 0]  # (B 1)
+        state["sum"] = state["sum"] + features * weight
+        state["count"] = state["count"] + weight
+        count = torch.as_tensor(state["count"], dtype=x.dtype, device=x.device).clamp_min(1.0)
+        return self.decoder(state["sum"] / count)
+
+    @torch.no_grad()
+    def stream(
+        self,
+        inputs: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        uniforms: Sequence[Uniforms] | None = None,
+    ) -> torch.Tensor:
+        """The logits of ``self(inputs, lengths, uniforms)`` computed one step at a time."""
+        batch, length = inputs.shape[:2]
+        state = self.initial_state(batch)
+        logits = None
+        for t in range(length):
+            valid = None if lengths is None else (lengths > t)
+            at_t = None if uniforms is None else _uniforms_at(uniforms, t)
+            logits = self.step(inputs[:, t], state, valid, at_t)
+        return logits
 
 
-def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every spike-producing module in ``model`` with its qualified name, in forward order.
-
-    Forward hooks on them observe every spike tensor; the non-spiking baseline has none.
-    """
-    return [(name, m) for name, m in model.named_modules() if is_spike_source(m)]
+def _uniforms_at(uniforms: Sequence[Uniforms], t: int) -> list[Uniforms]:
+    """The (B, H, 1) slice at step ``t`` of every block's uniforms."""
+    return [
+        [tuple(None if u is None else u[..., t : t + 1] for u in pair) for pair in block]
+        for block in uniforms
+    ]

@@ -32,7 +32,7 @@ class HeavisideSpike(nn.Module):
     Outputs: spikes (0.0 or 1.0) of ``x``'s shape and dtype.
     """
 
-    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()

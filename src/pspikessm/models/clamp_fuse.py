@@ -1,4 +1,4 @@
-"""ClampFuse: how a P-SpikeSSM block enters and leaves the real-valued residual stream."""
+"""ClampFuse: where a P-SpikeSSM block meets the real-valued residual stream."""
 
 from __future__ import annotations
 
@@ -6,67 +6,50 @@ import torch
 from torch import nn
 
 from pspikessm.models.channel_affine import ChannelAffine
-from pspikessm.models.neurons import make_neuron
+from pspikessm.models.dropout import make_dropout
 from pspikessm.models.norms import make_norm
+from pspikessm.models.settings import BlockSettings
 
 
 class ClampFuse(nn.Module):
-    """Entry: residual stream → input spikes. Exit: mixed spikes → residual stream.
+    """In: the residual stream → each branch's drive. Out: mixed spikes → the residual stream.
 
-    Entry (:meth:`spikes_in`): ``q = a_in ⊙ x + b_in`` → norm (pre-norm models) → clamp to
-    [0, 1] → :class:`SpikeSampler` (or the block's other neuron kind). Exit (:meth:`fuse`): ``x + dropout(m)`` (or ``dropout(m)``
-    without the residual) → norm (post-norm models).
+    In (:meth:`drives`): branch ``j``'s drive is ``q_j = a_j ⊙ x + b_j``; in pre-norm models
+    branch 1's drive is normalised (branch 2's never is, as in the official code). Each
+    branch's input neuron clamps its drive to [0, 1] and samples the input spikes.
+    Out (:meth:`forward`): ``x + drop(m)``, or ``m`` without the residual (no dropout then,
+    as the official code), then the norm in post-norm models.
 
     Args:
         d_model: width H.
-        norm: ``batch``, ``layer`` or ``none``.
-        prenorm: normalise at the entry (True) or after the residual sum (False).
-        dropout: dropout on the mixed spikes before the residual sum.
-        residual: add the block's output to its input.
-        eval_mode: evaluation mode of the input :class:`SpikeSampler`.
-        neuron: neuron kind of the entry (:data:`pspikessm.models.neurons.NEURONS`).
-        neuron_args: settings of that neuron (LIF: beta, threshold, ...).
+        settings: the block's settings; read: ``second_branch`` (how many drives), ``norm``,
+            ``prenorm``, ``residual``, ``dropout`` and ``tie_dropout``.
+
+    Parameters: ``affines.{j}`` (one ChannelAffine per branch), ``pre_norm`` or ``post_norm``
+    (the other is an identity).
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        norm: str = "batch",
-        prenorm: bool = False,
-        dropout: float = 0.0,
-        residual: bool = True,
-        eval_mode: str = "sample",
-        neuron: str = "pspike",
-        neuron_args: dict | None = None,
-    ) -> None:
+    def __init__(self, d_model: int, settings: BlockSettings) -> None:
         super().__init__()
-        self.prenorm = prenorm
-        self.residual = residual
-        self.affine = ChannelAffine(d_model)
-        self.norm = make_norm(norm, d_model)
-        self.input_spikes = make_neuron(neuron, eval_mode, **(neuron_args or {}))
-        self.dropout = nn.Dropout(dropout)
+        self.residual = settings.residual
+        self.affines = nn.ModuleList(ChannelAffine(d_model) for _ in range(settings.branches))
+        norm = make_norm(settings.norm, d_model)
+        self.pre_norm = norm if settings.prenorm else nn.Identity()
+        self.post_norm = nn.Identity() if settings.prenorm else norm
+        self.dropout = make_dropout(settings.dropout, settings.tie_dropout)
 
-    def drive_in(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, H, L) real → the entry neuron's input ``q`` (B, H, L)."""
-        q = self.affine(x)
-        return self.norm(q) if self.prenorm else q
+    def drives(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x`` (B, H, L) → one drive (B, H, L) per branch."""
+        drives = [affine(x) for affine in self.affines]
+        drives[0] = self.pre_norm(drives[0])
+        return drives
 
-    def spikes_in(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        uniforms: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``x`` (B, H, L) real → input spikes (B, H, L); ``mask`` (B, 1, L) zeroes padding;
-        ``uniforms`` (B, H, L) fixes the random draw of a stochastic entry neuron."""
-        return self.input_spikes(self.drive_in(x), mask, uniforms)
-
-    def fuse(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
         """Residual stream ``x`` and the block's mixed output (both (B, H, L)) → new stream."""
-        out = self.dropout(mixed)
-        if self.residual:
-            out = x + out
-        if not self.prenorm:
-            out = self.norm(out)
-        return out
+        out = x + self.dropout(mixed) if self.residual else mixed
+        return self.post_norm(out)
+
+    @property
+    def norm(self) -> nn.Module:
+        """The block's one normalisation, wherever it sits."""
+        return self.post_norm if isinstance(self.pre_norm, nn.Identity) else self.pre_norm

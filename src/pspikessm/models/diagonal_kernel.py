@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from pspikessm.models.hippo import legs_nplr
-from pspikessm.optim import tag_optim
+from pspikessm.models.settings import BlockSettings
+from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_parameters
 
 INITS = ("legs", "lin")
 
@@ -87,57 +88,47 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
     return kernel.transpose(0, 1).contiguous()  # (C H L), laid out as the interface promises
 
 
-def log_uniform_dt(d_model: int, dt_min: float, dt_max: float) -> torch.Tensor:
-    """``log dt`` (H,) drawn log-uniformly in ``[dt_min, dt_max]``."""
-    return torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-
-
 class DiagonalSSMKernel(nn.Module):
-    """Computes the convolution kernels of H diagonal SSM neurons.
+    """Computes the convolution kernels of H diagonal SSM neurons (S4D).
 
     Args:
         d_model: number of neurons H.
-        d_state: state size N per neuron (N/2 complex conjugate-pair modes).
         channels: kernels per neuron (2 for a two-sided kernel: causal and anti-causal).
-        init: ``legs`` or ``lin``.
-        dt_min, dt_max: range of the log-uniform initial step.
-        ssm_lr: learning rate of A and B (zero weight decay).
-        dt_lr: learning rate of dt; ``None`` uses the global rate (still zero weight decay).
+        settings: the block's settings; read: ``d_state`` (N/2 complex conjugate-pair modes),
+            ``init`` (``legs`` or ``lin``), ``dt_min``/``dt_max``, and the learning rates
+            (:func:`~pspikessm.models.ssm_parameters.tag_kernel_parameters`).
+        dt_transform: ``dt = exp(inv_dt)`` (S4D's) or ``softplus(inv_dt)``.
+
+    Parameters: ``inv_dt`` (H,), ``log_a_real``/``a_imag`` (H, N/2), ``b`` (H, N/2, 2) and
+    ``c`` (C, H, N/2, 2) (complex numbers as real pairs).
     """
 
     def __init__(
         self,
         d_model: int,
-        d_state: int = 64,
         channels: int = 1,
-        init: str = "legs",
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        ssm_lr: float = 1e-3,
-        dt_lr: float | None = None,
+        settings: BlockSettings | None = None,
+        dt_transform: str = "exp",
     ) -> None:
         super().__init__()
-        if d_state % 2:
-            raise ValueError(f"d_state must be even (conjugate pairs), got {d_state}")
-        a, b = init_diagonal(init, d_state)
-        modes = d_state // 2
-        self.log_dt = nn.Parameter(log_uniform_dt(d_model, dt_min, dt_max))
+        settings = settings or BlockSettings()
+        if settings.d_state % 2:
+            raise ValueError(f"d_state must be even (conjugate pairs), got {settings.d_state}")
+        a, b = init_diagonal(settings.init, settings.d_state)
+        modes = settings.d_state // 2
+        self.dt_transform = dt_transform
+        self.inv_dt = nn.Parameter(init_inv_dt(d_model, settings, dt_transform))
         # A = -exp(log_a_real) + i a_imag keeps Re(A) < 0: every neuron stays stable.
         self.log_a_real = nn.Parameter(torch.log(-a.real).float().repeat(d_model, 1))  # (H N/2)
         self.a_imag = nn.Parameter(a.imag.float().repeat(d_model, 1))  # (H N/2)
         self.b = nn.Parameter(torch.view_as_real(b.to(torch.complex64)).repeat(d_model, 1, 1))
         c = torch.randn(channels, d_model, modes, dtype=torch.complex64)  # (C H N/2)
         self.c = nn.Parameter(torch.view_as_real(c))
-        for parameter in (self.log_a_real, self.a_imag, self.b):
-            tag_optim(parameter, lr=ssm_lr, weight_decay=0.0)
-        if dt_lr is None:
-            tag_optim(self.log_dt, weight_decay=0.0)
-        else:
-            tag_optim(self.log_dt, lr=dt_lr, weight_decay=0.0)
+        tag_kernel_parameters(settings, [self.log_a_real, self.a_imag, self.b], self.inv_dt, self.c)
 
     def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ZOH discretisation: ``(dt A, Ā, B̄)``, each (H, N/2) complex."""
-        dt = torch.exp(self.log_dt)  # (H)
+        dt = dt_of(self.inv_dt, self.dt_transform)  # (H)
         a = torch.complex(-torch.exp(self.log_a_real), self.a_imag)  # (H N/2)
         dt_a = dt.unsqueeze(-1) * a  # (H N/2)
         a_bar = torch.exp(dt_a)
@@ -161,3 +152,24 @@ class DiagonalSSMKernel(nn.Module):
         weights = self.c_complex * b_bar  # (C H N/2)
         kernel = torch.einsum("chn,hnl->chl", weights, vandermonde)  # (C H L)
         return 2.0 * kernel.real
+
+    def recurrence(self) -> DiagonalRecurrence:
+        """The step-by-step form of the causal kernel (discretised once, now)."""
+        return DiagonalRecurrence(self)
+
+
+class DiagonalRecurrence:
+    """``h[t] = Ā h[t-1] + B̄ x[t]``, ``u[t] = 2 Re(C h[t])`` with ``h`` (B, H, N/2) complex:
+    the system whose impulse response is :class:`DiagonalSSMKernel`'s causal kernel."""
+
+    def __init__(self, kernel: DiagonalSSMKernel) -> None:
+        _, self.a_bar, self.b_bar = kernel.discretize()  # (H N/2) each
+        self.c = kernel.c_complex[0]  # (H N/2) the causal channel
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return self.a_bar.new_zeros((batch, *self.a_bar.shape))
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, H) real → ``u`` (B, H) real and the next state."""
+        state = self.a_bar * state + self.b_bar * x.unsqueeze(-1)  # (B H N/2)
+        return 2.0 * (state * self.c).sum(-1).real.to(x.dtype), state

@@ -5,7 +5,8 @@ or ``v[t] *= 1 - s[t]`` (zero). The reset is detached from the graph, as snnTorc
 spike's gradient is a surrogate: ``arctan`` (``1 / (1 + (π α x / 2)^2) · α / 2``) or
 ``fast_sigmoid`` (``1 / (1 + k |x|)^2``). This is the sequential model P-SpikeSSM replaces:
 the loop over t is written as users write it, one set of tensor operations over (B, H) per
-step, so the benchmark compares against an honest LIF implementation.
+step, so the benchmark compares against an honest LIF implementation; the neuron itself runs
+that loop outside autograd (:mod:`pspikessm.models.lif_sequence`) with the same results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 
 import torch
 from torch import nn
+
+from pspikessm.models.lif_sequence import LIFSequence
 
 RESETS = ("subtract", "zero")
 
@@ -61,7 +64,7 @@ class LIFNeuron(nn.Module):
     Outputs: spikes (B, H, L), 0.0 or 1.0.
     """
 
-    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
 
     def __init__(
         self,
@@ -82,14 +85,10 @@ class LIFNeuron(nn.Module):
         self.alpha = alpha if alpha is not None else (2.0 if surrogate == "arctan" else 25.0)
         self._slope = SURROGATE_SLOPES[surrogate]
 
-    def initial_state(self, like: torch.Tensor) -> torch.Tensor:
-        """Membrane ``v`` (B, H) at rest, for currents shaped like ``like`` (B, H, ...)."""
-        return like.new_zeros(like.shape[:2])
-
-    def step(
+    def advance(
         self, current: torch.Tensor, membrane: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: ``current`` (B, H), ``membrane`` (B, H) → spikes (B, H), new membrane."""
+        """One update: ``current`` (B, H), ``membrane`` (B, H) → spikes (B, H), new membrane."""
         membrane = self.beta * membrane + current
         spikes = SurrogateSpike.apply(membrane - self.threshold, self.alpha, self._slope)
         fired = spikes.detach()
@@ -104,22 +103,44 @@ class LIFNeuron(nn.Module):
         current: torch.Tensor,
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
-        state: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Spikes for ``current`` (B, H, L). With ``state`` (step mode), the membrane starts
-        from ``state["membrane"]`` (rest if absent) and the final one is written back."""
-        membrane = state.get("membrane") if state is not None else None
-        membrane = self.initial_state(current) if membrane is None else membrane
+        """Spikes (B, H, L) for ``current`` (B, H, L), the membrane starting at rest: the whole
+        loop as one autograd function (:class:`LIFSequence`)."""
+        subtract = self.reset == "subtract"
+        out = LIFSequence.apply(
+            current, self.beta, self.threshold, subtract, self.alpha, self._slope
+        )
+        return out if mask is None else out * mask
+
+    def forward_reference(
+        self,
+        current: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` as users write the loop: autograd records every step."""
+        membrane = current.new_zeros(current.shape[:2])  # (B H)
         spikes = []
         # unbind, not current[..., t]: each indexing op's backward would write a full-size
         # (B, H, L) gradient, making backward quadratic in L; unbind's backward stacks once.
         for current_t in current.unbind(-1):
-            s, membrane = self.step(current_t, membrane)
+            s, membrane = self.advance(current_t, membrane)
             spikes.append(s)
-        if state is not None:
-            state["membrane"] = membrane
         out = torch.stack(spikes, dim=-1)  # (B H L)
         return out if mask is None else out * mask
+
+    def step(
+        self,
+        current: torch.Tensor,
+        membrane: torch.Tensor | None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Streaming: ``current`` (B, H, 1) and the membrane (B, H) (None: at rest) → spikes
+        (B, H, 1) and the next membrane; :meth:`forward` one step at a time."""
+        membrane = current.new_zeros(current.shape[:2]) if membrane is None else membrane
+        spikes, membrane = self.advance(current[..., 0], membrane)
+        spikes = spikes.unsqueeze(-1)  # (B H 1)
+        return (spikes if mask is None else spikes * mask), membrane
 
     def extra_repr(self) -> str:
         return (

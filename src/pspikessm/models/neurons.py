@@ -1,78 +1,81 @@
-"""Which neuron turns a block's real-valued drive into its output: the baselines' switch.
+"""Neurons: what turns a block's real-valued drive into its spikes, chosen by name or class path.
 
-``neuron`` (a block / backbone option) picks one kind for both sites of a block (the input
-spikes at ClampFuse's entry and the output spikes after the SSM):
+``block.neuron`` picks the class for every spike site of a block (each branch's input and
+output spikes). Built-in names:
 
 - ``pspike``: :class:`SpikeSampler`, Bernoulli spikes of ``clamp(x, 0, 1)`` (P-SpikeSSM);
-- ``gelu``: :class:`RealValued`, no spikes (non-spiking S4D/S4: the drive after the SSM is
-  already ``a ⊙ GELU(u) + b``, the entry passes the normalised stream through);
-- ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]`` with a straight-through gradient
-  (Binary S4D);
+- ``gelu``: :class:`RealValued`, no spikes (the non-spiking S4D/S4 baseline);
+- ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]``, straight-through (Binary S4D);
 - ``lif``: :class:`LIFNeuron`, leaky integrate-and-fire iterated over time (LIF-SSM).
 
-Every spike-producing class sets ``emits_spikes = True``; that is how
-:func:`pspikessm.models.spike_samplers` (and the callbacks built on it) find them.
+Any other value is an import path (``mypackage.neurons.MyNeuron``). A neuron is an
+``nn.Module`` built from ``block.neuron_args`` alone, whose ``forward(drive, mask=None,
+uniforms=None)`` maps (B, H, L) → (B, H, L), zero where ``mask`` (B, 1, L) is 0. A neuron
+whose outputs are spikes sets the class attribute ``emits_spikes = True``: the firing-rate
+monitor and the energy estimate find it by that. Optional: ``takes_uniforms = True`` if it
+draws ``1[z < p]`` from given uniforms ``z`` (the block then shares them as the official code
+does), ``sample_in_eval`` if it can return probabilities in evaluation
+(``model.eval_mode: expected``), and ``step(drive, state, mask) -> (out, state)`` if it
+carries state from one time step to the next (streaming; ``state`` is None at rest).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from pspikessm.models.binary_neuron import HeavisideSpike
-from pspikessm.models.lif_neuron import LIFNeuron
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.registry import resolve_class
 
-NEURONS = ("pspike", "gelu", "binary", "lif")
-
-
-class RealValued(nn.Module):
-    """The non-spiking 'neuron': passes its input on, zeroed at padding.
-
-    Inputs: ``x`` (B, H, L); optional ``mask``; ``uniforms`` ignored. Outputs: ``x``'s shape.
-    """
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        uniforms: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return x if mask is None else x * mask
+NEURONS = {
+    "pspike": "pspikessm.models.spike_sampler.SpikeSampler",
+    "gelu": "pspikessm.models.real_valued.RealValued",
+    "binary": "pspikessm.models.binary_neuron.HeavisideSpike",
+    "lif": "pspikessm.models.lif_neuron.LIFNeuron",
+}
 
 
-def make_neuron(kind: str, eval_mode: str = "sample", **neuron_args: Any) -> nn.Module:
-    """A neuron of ``kind``; ``neuron_args`` go to :class:`LIFNeuron` / :class:`HeavisideSpike`."""
-    if kind not in NEURONS:
-        raise ValueError(f"unknown neuron {kind!r}; valid neurons: {list(NEURONS)}")
-    if kind in ("pspike", "gelu") and neuron_args:
-        raise ValueError(f"neuron {kind!r} takes no neuron_args, got {sorted(neuron_args)}")
-    if kind == "pspike":
-        return SpikeSampler(eval_mode)
-    if kind == "gelu":
-        return RealValued()
-    cls = HeavisideSpike if kind == "binary" else LIFNeuron
+def build_neuron(name: str, neuron_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """The neuron ``name`` (built-in or import path) built from ``neuron_args``."""
+    cls = resolve_class(name, NEURONS, "block.neuron")
     try:
-        return cls(**neuron_args)
+        return cls(**(neuron_args or {}))
     except TypeError as error:
-        raise ValueError(f"bad neuron_args for neuron {kind!r}: {error}") from None
+        raise ValueError(
+            f"block.neuron_args={dict(neuron_args or {})} do not fit neuron {name!r} "
+            f"({cls.__module__}.{cls.__qualname__}): {error}"
+        ) from None
 
 
 def neuron_step(
     neuron: nn.Module,
-    x: torch.Tensor,
-    state: dict[str, torch.Tensor] | None,
+    drive: torch.Tensor,
+    state: dict[str, Any],
+    key: str,
     mask: torch.Tensor | None = None,
     uniforms: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-    """One time step of any neuron: ``x`` (B, H, 1) → output (B, H, 1) and its next state.
+) -> torch.Tensor:
+    """One time step of ``neuron``: ``drive`` (B, H, 1) → (B, H, 1).
 
-    Only :class:`LIFNeuron` carries state (``{"membrane": (B, H)}``); the others are
-    memoryless. The neuron is called as a module, so forward hooks see step mode too.
+    A neuron with a ``step`` method carries its state in ``state[key]``; the others are
+    memoryless and run their ``forward`` on the one step.
     """
-    if isinstance(neuron, LIFNeuron):
-        state = {} if state is None else state
-        return neuron(x, mask, None, state), state
-    return neuron(x, mask, uniforms), None
+    if hasattr(neuron, "step"):
+        out, state[key] = neuron.step(drive, state.get(key), mask)
+        return out
+    return neuron(drive, mask, uniforms)
+
+
+def is_spike_source(module: nn.Module) -> bool:
+    """True when ``module``'s outputs are spikes: its class sets ``emits_spikes = True``."""
+    return bool(getattr(module, "emits_spikes", False))
+
+
+def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every spike-producing module in ``model`` with its qualified name, in forward order.
+
+    Forward hooks on them observe every spike tensor; a non-spiking model has none.
+    """
+    return [(name, m) for name, m in model.named_modules() if is_spike_source(m)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-EVAL_MODES = ("sample", "expected")
-
 
 def sample_spikes_reference(
     x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
@@ -24,8 +22,9 @@ class StochasticSpike(torch.autograd.Function):
     ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1`` where ``0 < x < 1`` (and the mask is 1), else 0,
     as torch's clamp passes it.
 
-    Fused for speed and memory: with ``z`` in [0, 1), ``z < clamp(x, 0, 1)`` equals ``z < x``,
-    so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
+    Fused for speed and memory: with ``z`` in [0, 1) (drawn here, or given: the caller's
+    uniforms must lie in [0, 1) too, as ``torch.rand`` draws them), ``z < clamp(x, 0, 1)``
+    equals ``z < x``, so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
     mantissa bits would bias the rates) becomes the spike tensor in place; backward keeps
     one boolean per element (where the gradient passes), not a float tensor.
     """
@@ -36,8 +35,8 @@ class StochasticSpike(torch.autograd.Function):
     ) -> torch.Tensor:
         if uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
-        else:  # caller's uniforms may include 1.0: compare with the clamped probability
-            spikes = (uniforms < x.clamp(0.0, 1.0).float()).float()
+        else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
+            spikes = torch.lt(uniforms, x).to(torch.float32)
         if mask is not None:
             spikes.mul_(mask)
         if ctx.needs_input_grad[0]:
@@ -60,32 +59,24 @@ class SpikeSampler(nn.Module):
     gradient is that of the expectation (:class:`StochasticSpike`).
 
     Args:
-        eval_mode: in evaluation, ``sample`` keeps drawing spikes (as the paper's code does)
-            and ``expected`` returns the probabilities ``p`` (deterministic).
+        sample_in_eval: keep drawing spikes in evaluation (as the paper's code does); False
+            returns the probabilities ``p`` instead (deterministic). The LightningModule sets
+            it from ``model.eval_mode``.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
-    steps, 0 at padding: padded steps never spike); optional ``uniforms`` of ``x``'s shape to
+    steps, 0 at padding: padded steps never spike); optional ``uniforms`` in [0, 1) of ``x``'s shape to
     fix the random draw. Outputs: spikes of ``x``'s shape and dtype (0.0 or 1.0), or ``p``.
 
     Forward hooks on this module see every spike tensor the network produces; nothing is kept
     when no hook is registered.
     """
 
-    emits_spikes = True  # its outputs are spikes: see pspikessm.models.is_spike_source
+    emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
+    takes_uniforms = True  # spikes are 1[z < p]: the block may share z between sites
 
-    def __init__(self, eval_mode: str = "sample") -> None:
+    def __init__(self, sample_in_eval: bool = True) -> None:
         super().__init__()
-        self.eval_mode = eval_mode
-
-    @property
-    def eval_mode(self) -> str:
-        return self._eval_mode
-
-    @eval_mode.setter
-    def eval_mode(self, mode: str) -> None:
-        if mode not in EVAL_MODES:
-            raise ValueError(f"unknown spike eval_mode {mode!r}; expected one of {EVAL_MODES}")
-        self._eval_mode = mode
+        self.sample_in_eval = sample_in_eval
 
     def forward(
         self,
@@ -93,10 +84,10 @@ class SpikeSampler(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.training or self.eval_mode == "sample":
+        if self.training or self.sample_in_eval:
             return StochasticSpike.apply(x, uniforms, mask)
         probability = x.clamp(0.0, 1.0)
         return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
-        return f"eval_mode={self.eval_mode!r}"
+        return f"sample_in_eval={self.sample_in_eval}"

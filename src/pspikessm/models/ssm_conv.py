@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
-from pspikessm.models.dplr_kernel import DPLRSSMKernel
 from pspikessm.models.fft_conv import (
     fast_fft_size,
     fft_conv,
@@ -14,20 +12,33 @@ from pspikessm.models.fft_conv import (
     spectral_conv,
     two_sided_kernel,
 )
-from pspikessm.models.recurrence import recurrence_of
+from pspikessm.models.registry import resolve_class
+from pspikessm.models.settings import BlockSettings
 
-KERNELS: dict[str, type[nn.Module]] = {"diag": DiagonalSSMKernel, "dplr": DPLRSSMKernel}
+#: Built-in SSM kernels by name; ``block.kernel`` may also be any class's import path.
+KERNELS = {
+    "diag": "pspikessm.models.diagonal_kernel.DiagonalSSMKernel",
+    "dplr": "pspikessm.models.dplr_kernel.DPLRSSMKernel",
+}
 
 #: Spectra kept per module in evaluation (one per distinct sequence length).
 SPECTRUM_CACHE_SIZE = 8
 
 
-def kernel_class(name: str) -> type[nn.Module]:
-    """The kernel module registered as ``name``; the error lists the valid names."""
+def build_kernel(d_model: int, channels: int, settings: BlockSettings) -> nn.Module:
+    """The kernel ``settings.kernel`` built as ``cls(d_model, channels, settings, **kernel_args)``.
+
+    A kernel is an ``nn.Module`` whose ``forward(length)`` returns the (channels, H, length)
+    convolution kernels; ``recurrence()`` (optional) gives its step-by-step form.
+    """
+    cls = resolve_class(settings.kernel, KERNELS, "block.kernel")
     try:
-        return KERNELS[name]
-    except KeyError:
-        raise ValueError(f"unknown SSM kernel {name!r}; valid kernels: {sorted(KERNELS)}") from None
+        return cls(d_model, channels, settings, **settings.kernel_args)
+    except TypeError as error:  # an option of another kernel family
+        raise ValueError(
+            f"block.kernel_args={settings.kernel_args} do not fit kernel {settings.kernel!r} "
+            f"({cls.__module__}.{cls.__qualname__}): {error}"
+        ) from None
 
 
 class SSMConvolution(nn.Module):
@@ -35,11 +46,9 @@ class SSMConvolution(nn.Module):
 
     Args:
         d_model: number of neurons H.
-        d_state: state size N per neuron.
-        kernel: name of the kernel family (``diag``: S4D, ``dplr``: S4).
-        bidirectional: two-sided kernel (a causal plus an anti-causal kernel per neuron).
-        **kernel_kwargs: passed to the kernel (init, dt_min, dt_max, ssm_lr, dt_lr, and the
-            kernel's own options such as ``shared`` for ``dplr``).
+        settings: the block's settings; read: ``kernel`` and ``kernel_args`` (the kernel,
+            :func:`build_kernel`), ``two_sided`` (a causal plus an anti-causal kernel per
+            neuron), and what the kernel reads.
 
     Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
 
@@ -52,22 +61,11 @@ class SSMConvolution(nn.Module):
     evaluation are not seen).
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        kernel: str = "diag",
-        bidirectional: bool = False,
-        **kernel_kwargs,
-    ) -> None:
+    def __init__(self, d_model: int, settings: BlockSettings | None = None) -> None:
         super().__init__()
-        self.bidirectional = bidirectional
-        try:
-            self.kernel = kernel_class(kernel)(
-                d_model, d_state, channels=2 if bidirectional else 1, **kernel_kwargs
-            )
-        except TypeError as error:  # an option of another kernel family (kernel_args)
-            raise ValueError(f"bad options for SSM kernel {kernel!r}: {error}") from None
+        settings = settings or BlockSettings()
+        self.two_sided = settings.two_sided
+        self.kernel = build_kernel(d_model, 2 if settings.two_sided else 1, settings)
         self.d = nn.Parameter(torch.randn(d_model))
         self._spectra: dict[tuple, torch.Tensor] = {}
         self._spectra_state: tuple = ()
@@ -78,7 +76,7 @@ class SSMConvolution(nn.Module):
         ``fft_size`` (default 2L) matters only for the two-sided layout.
         """
         k = self.kernel(length)  # (C H L)
-        if self.bidirectional:
+        if self.two_sided:
             return two_sided_kernel(k[0], k[1], fft_size or 2 * length)  # (H n)
         return k[0]  # (H L)
 
@@ -90,7 +88,7 @@ class SSMConvolution(nn.Module):
         with torch.autocast(self.d.device.type, enabled=False):
             k = self.kernel(length)  # (C H L)
             pieces = [k[0, :, :1] + self.d.unsqueeze(-1), k[0, :, 1:]]  # lags 0 .. L-1
-            if self.bidirectional:  # the layout of two_sided_kernel, written in one pass
+            if self.two_sided:  # the layout of two_sided_kernel, written in one pass
                 gap = k.new_zeros(k.shape[1], fft_size - 2 * length)  # (H n-2L)
                 pieces += [gap, k[1].flip(-1)]  # lags -(n-L) .. -1
             return torch.cat(pieces, dim=-1)  # (H L) or (H n)
@@ -137,16 +135,21 @@ class SSMConvolution(nn.Module):
         return y + self.d.unsqueeze(-1) * x
 
     def initial_state(self, batch: int) -> tuple[object, torch.Tensor]:
-        """Step mode: the recurrent form (discretised once, now) and the zero state.
+        """Step mode: the kernel's recurrent form (discretised once, now) and the zero state.
 
         Two-sided kernels look at future inputs and have no step form: they raise.
         """
-        if self.bidirectional:
+        if self.two_sided:
             raise ValueError(
                 "step mode needs causal SSM kernels, but this model has two-sided kernels "
-                "(bidirectional=True); train it with bidirectional: false to stream it"
+                "(block.two_sided=true); train it with two_sided: false to stream it"
             )
-        recurrence = recurrence_of(self.kernel)
+        if not hasattr(self.kernel, "recurrence"):
+            raise ValueError(
+                f"{type(self.kernel).__name__} has no recurrent (step) form: give it a "
+                "recurrence() method to stream it"
+            )
+        recurrence = self.kernel.recurrence()
         return recurrence, recurrence.initial_state(batch)
 
     def step(

@@ -1,0 +1,172 @@
+"""RunSummary: how a run went, in TensorBoard's HPARAMS tab and in one short summary at the end."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_only
+
+from pspikessm.callbacks.spike_sources import layer_of
+from pspikessm.callbacks.tensorboard import tensorboard_writer
+
+HP_METRIC = "hp_metric"
+SUMMARY_TAG = "run/summary"
+_VAL_RATE = re.compile(r"^sparsity/val/(.+)/rate$")
+
+
+class RunSummary(L.Callback):
+    """``hp_metric`` for TensorBoard's HPARAMS tab, and a summary printed at the end of ``fit``.
+
+    Lightning's TensorBoardLogger records the model's and the data module's hyperparameters
+    (their ``__init__`` arguments) with a placeholder ``hp_metric`` of -1; this callback gives
+    ``hp_metric`` its meaning, so the HPARAMS tab compares runs by it:
+
+    - during ``fit``, after every validation epoch: the best value of ``monitor`` so far;
+    - after ``test``: the value of ``test_metric``.
+
+    At the end of ``fit`` (rank zero) it prints, after a progress bar listed before it has
+    finished, and writes as the TensorBoard text ``run/summary``: the best ``monitor`` value
+    and its epoch (0-based, as in checkpoint names), the firing rate of every spike source at
+    the last validation epoch grouped by layer (``sparsity/val/S/rate``, when a
+    FiringRateMonitor ran), the time ``fit`` took in this process, the run folder, and the
+    best and last checkpoint paths.
+
+    The best value and its epoch are saved in checkpoints, so a resumed run continues them.
+
+    Args:
+        monitor: validation metric whose best value is ``hp_metric`` during fit.
+        mode: ``max`` or ``min``: which values of ``monitor`` are better.
+        test_metric: metric that becomes ``hp_metric`` after test.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val/acc",
+        mode: Literal["max", "min"] = "max",
+        test_metric: str = "test/acc",
+    ) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"RunSummary(mode={mode!r}): expected 'max' or 'min'")
+        self.monitor = monitor
+        self.mode = mode
+        self.test_metric = test_metric
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self._started = 0.0
+        self._lines: list[str] = []
+
+    # --- state in checkpoints ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+        self.best_epoch = state_dict.get("best_epoch")
+
+    # --- hp_metric --------------------------------------------------------------------------
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best, self.best_epoch = value, trainer.current_epoch
+        _log_hp_metric(trainer, self.best)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.test_metric)
+        if value is not None:
+            _log_hp_metric(trainer, float(value))
+
+    # --- the summary ------------------------------------------------------------------------
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        run_folder = trainer.log_dir if trainer.loggers else None  # collective under DDP
+        self._lines = self.summary_lines(trainer, run_folder, time.monotonic() - self._started)
+        _write_text(trainer, self._lines)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Printed here, after a progress bar listed earlier has stopped drawing (its own
+        # teardown), so that the summary is the last thing the run prints.
+        if stage == "fit" and self._lines:
+            _print(self._lines)
+        self._lines = []
+
+    def summary_lines(
+        self, trainer: L.Trainer, run_folder: str | None, seconds: float
+    ) -> list[str]:
+        """The summary, one ``label: value`` line each."""
+        if self.best is None:
+            best = f"best {self.monitor}: none (no validation ran)"
+        else:
+            best = f"best {self.monitor}: {self.best:.4f} at epoch {self.best_epoch}"
+        lines = [best]
+        rates = firing_rates_by_layer(trainer.callback_metrics)
+        if rates:
+            lines.append("firing rate (val, last epoch): " + rates)
+        lines.append(
+            f"time: {format_duration(seconds)} in this process; epochs trained: "
+            f"{trainer.current_epoch}"
+        )
+        lines.append(f"run folder: {run_folder or 'none (no logger)'}")
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None:
+            lines.append(f"best checkpoint: {checkpoint.best_model_path or 'none'}")
+            lines.append(f"last checkpoint: {checkpoint.last_model_path or 'none'}")
+        return lines
+
+
+def firing_rates_by_layer(metrics: dict[str, Any]) -> str:
+    """``layer0: input 0.318, output 0.111; layer1: ...`` from the ``sparsity/val/S/rate``
+    values among ``metrics``, in the order they were logged; empty when there are none."""
+    layers: dict[str, list[str]] = defaultdict(list)
+    for tag, value in metrics.items():
+        match = _VAL_RATE.match(tag)
+        if match:
+            source = match.group(1)
+            layer = layer_of(source)
+            layers[layer].append(f"{source.removeprefix(layer + '/')} {float(value):.3f}")
+    return "; ".join(f"{layer}: {', '.join(rates)}" for layer, rates in layers.items())
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s`` or ``2 h 03 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@rank_zero_only
+def _log_hp_metric(trainer: L.Trainer, value: float) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics({HP_METRIC: value}, step=trainer.global_step)
+
+
+@rank_zero_only
+def _print(lines: list[str]) -> None:
+    print("\nRun summary\n" + "\n".join(f"  {line}" for line in lines), flush=True)
+
+
+@rank_zero_only
+def _write_text(trainer: L.Trainer, lines: list[str]) -> None:
+    writer = tensorboard_writer(trainer)
+    if writer is not None:
+        text = "\n".join(f"- {line}" for line in lines)
+        writer.add_text(SUMMARY_TAG, text, trainer.global_step)

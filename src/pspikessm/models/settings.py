@@ -1,0 +1,91 @@
+"""BlockSettings: every option of a P-SpikeSSM block, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Fields that only shape training (initial values, learning rates, dropout, random draws): a
+#: checkpoint loads into a model whose settings differ in these. Every other field decides the
+#: architecture and must match (``SequenceClassifier.on_load_checkpoint``).
+TRAINING_ONLY = frozenset(
+    {"dt_min", "dt_max", "ssm_lr", "dt_lr", "c_lr", "dropout", "tie_dropout", "share_uniforms"}
+)
+
+
+@dataclass
+class BlockSettings:
+    """The options of every block of a :class:`~pspikessm.models.PSpikeSSM`.
+
+    The defaults are the paper's block as the authors' code runs it: S4's DPLR kernel, the
+    second branch, dropout at the official three places with tied masks, uniforms shared as the
+    official code shares them. In a config they sit under ``model.backbone.init_args.block``.
+    Each module of the block reads what it needs from this object, so a new option is one field
+    here and one use where it acts.
+
+    Attributes:
+        d_state: state size N of every SSM neuron.
+        kernel: SSM kernel: ``dplr`` (S4: HiPPO-LegS, bilinear, Cauchy), ``diag`` (S4D:
+            Vandermonde, zero-order hold), or the import path of a kernel class of your own
+            (``mypackage.kernels.MyKernel``; docs/forking.md).
+        kernel_args: options of that kernel class (``dplr``: ``shared``, ``dt_transform``,
+            ``b_clip``; ``diag``: ``dt_transform``).
+        init: SSM initialisation: ``legs`` (both kernels) or ``lin`` (``diag`` only).
+        dt_min: smallest initial step dt (drawn log-uniformly in [dt_min, dt_max]).
+        dt_max: largest initial step dt.
+        two_sided: two-sided (non-causal) kernels, a causal and an anti-causal one per neuron
+            (the official ``layer.bidirectional``); False for causal tasks and streaming.
+        ssm_lr: learning rate of A, B and P, which take no weight decay.
+        dt_lr: learning rate of dt (no weight decay); None: the global rate.
+        c_lr: learning rate of C (global weight decay); None: the global rate. The official
+            Image and Pathfinder experiments give dt and C the SSM rate (a scalar layer ``lr``).
+        neuron: what draws the spikes at every site: ``pspike`` (Bernoulli spikes, the model),
+            ``gelu`` (no spikes: S4/S4D), ``binary`` (Binary S4D), ``lif`` (LIF-SSM), or the
+            import path of a neuron class of your own.
+        neuron_args: init arguments of the neuron class (e.g. LIF ``beta``, ``threshold``).
+        second_branch: the official second SSM branch (their ``bidirectional: true``; it does
+            not reverse time): own input spikes from ``a2 ⊙ x + b2`` (no norm), GELU without
+            output affine; both branches' spikes are mixed 2H → H.
+        share_uniforms: draw spikes from uniforms shared as the official code shares them: one
+            tensor for branch 1's input spikes and both branches' output spikes, a second for
+            branch 2's input spikes (one branch: input and output spikes use different ones).
+            False: every spike site draws its own.
+        mixer: SpikeMixer activation ``gelu`` (the paper's) or ``relu``, or ``none`` (no
+            mixer: the output spikes enter the residual stream; one branch only).
+        norm: ``batch``, ``layer`` or ``none``.
+        prenorm: normalise branch 1's drive (True) or the residual sum (False).
+        residual: add the block's output to its input (the official psMNIST has none).
+        dropout: dropout rate at the official three places: on u before the GELU (untied),
+            after the GELU and before the residual sum (tied when ``tie_dropout``).
+        tie_dropout: one mask per example and neuron, the same at every time step.
+    """
+
+    d_state: int = 64
+    kernel: str = "dplr"
+    kernel_args: dict[str, Any] = field(default_factory=dict)
+    init: str = "legs"
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    two_sided: bool = False
+    ssm_lr: float = 1e-3
+    dt_lr: float | None = None
+    c_lr: float | None = None
+    neuron: str = "pspike"
+    neuron_args: dict[str, Any] = field(default_factory=dict)
+    second_branch: bool = True
+    share_uniforms: bool = True
+    mixer: str = "gelu"
+    norm: str = "batch"
+    prenorm: bool = False
+    residual: bool = True
+    dropout: float = 0.0
+    tie_dropout: bool = True
+
+    @property
+    def branches(self) -> int:
+        """Spike branches per block: 2 with the second branch, else 1."""
+        return 2 if self.second_branch else 1
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide the architecture (all but :data:`TRAINING_ONLY`)."""
+        return {k: v for k, v in asdict(self).items() if k not in TRAINING_ONLY}
