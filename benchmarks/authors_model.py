@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import math
 import sys
 import types
 from collections.abc import Mapping
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from pspikessm.optim import periodic_cosine_lambda
 
 AUTHORS_HEAD = "8f7a954"
 MODEL_FILE = "src/models/sequence/backbones/model.py"
@@ -180,7 +181,8 @@ def authors_optimizer(
 ):
     """Their ``configure_optimizers`` (train.py): AdamW groups from the ``_optim`` tags after
     ``add_optimizer_hooks`` on the backbone (``grouping``: its options, default theirs), and
-    transformers' cosine schedule with warm-up."""
+    transformers' cosine schedule with warm-up (this package's ``periodic_cosine_lambda``,
+    the same formula)."""
     authors.add_optimizer_hooks(model.backbone, **(grouping or PARAM_GROUPING))
     everything = list(model.parameters())
     settings = {"lr": lr, "weight_decay": weight_decay, "betas": (0.9, 0.999)}
@@ -193,21 +195,8 @@ def authors_optimizer(
         params = [p for p in everything if getattr(p, "_optim", None) == dict(tag)]
         optimizer.add_param_group({"params": params, **settings, **dict(tag)})
     return optimizer, torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(warmup, total)
+        optimizer, periodic_cosine_lambda(warmup, total)
     )
-
-
-def cosine_with_warmup(warmup: int, total: int):
-    """transformers.get_cosine_schedule_with_warmup's factor (num_cycles 0.5): 0 at step 0,
-    and past ``total`` the cosine rises again (no clamp)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return step / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-    return factor
 
 
 def authors_vocabulary(counts: Mapping[str, int]) -> list[str]:

@@ -4,8 +4,7 @@
     python benchmarks/parity.py --authors /path/to/PSpikeSSMs                 # seed 0, 1000 steps
     python benchmarks/parity.py --authors PATH --seeds 0 1 2 --jobs 2
     python benchmarks/parity.py --authors PATH --steps 3000 --warmup 300 --eval-every 500
-    python benchmarks/parity.py --authors PATH --sides ours \\
-        --ours-config configs/model/dplr.yaml --ours-config configs/model/second_branch.yaml
+    python benchmarks/parity.py --authors PATH --sides ours --ours-config configs/model/fast.yaml
     python benchmarks/parity.py --authors PATH --authors-ablation mask_bn     # see --help
 
 Both models train on a generated ListOps set (LRA grammar, lengths 20-200, depth up to 6,
@@ -88,7 +87,7 @@ def run_job(job: dict) -> dict:
             job["args"],
             job["device"],
         )
-    side = apply_ablations(side, job["ablations"], data.checks()["data_longest_sequence"])
+    side = apply_ablations(side, job["ablations"])
     return {
         **job,
         "curve": train_curve(side, data, job["seed"], schedule, job["eval_every"]),

@@ -2,9 +2,9 @@
 
 Authors' side (``--authors-ablation NAME``): their code is loaded unchanged and patched from
 outside (settings, optimiser tags, their ``Replace`` function, a BatchNorm class swap). This
-project's side (``--ours-ablation NAME``): patched through its public API only (the
-``uniforms`` argument of the backbone, ``tag_optim``, a BatchNorm class swap), never by editing
-``src/``. Every entry says what it changes; ``describe`` prints the chosen ones.
+project's side (``--ours-ablation NAME``): patched through its public API only
+(``tag_optim``, a BatchNorm class swap), never by editing ``src/``; its settings change with
+``--ours-arg``. Every entry says what it changes; ``describe`` prints the chosen ones.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from parity_setup import Side
 from torch import nn
 
 from pspikessm.models.backbone import valid_mask
-from pspikessm.models.dplr_kernel import DPLRSSMKernel, cauchy_conj
 from pspikessm.optim import tag_optim
 
 AUTHORS = {
@@ -25,24 +24,19 @@ AUTHORS = {
     "and both branches' output spikes compare against one shared set)",
     "mask_bn": "post-norm BatchNorm statistics over the valid positions only (theirs: padding "
     "included)",
-    "mask_pad_spikes": "output spikes zero at padded positions, as this project's",
+    "mask_pad_spikes": "spikes zero at padded positions at every spike site (input and "
+    "output, both branches), as block.mask_padding: true",
     "c_no_wd": "C (their stored C~) without weight decay (theirs: the global 0.01)",
     "norm_bias_wd": "BatchNorm parameters and biases with the global weight decay (theirs: 0)",
     "dt_exp": "dt = exp(parameter) (theirs: softplus)",
     "one_branch": "one SSM branch per layer (their block with bidirectional: false)",
 }
 OURS = {
-    "shared_uniforms": "the authors' uniform sharing: one set for the input spikes and every "
-    "branch's output spikes (a second set for a second branch's own input spikes)",
     "mask_bn": "BatchNorm statistics over the valid positions only",
-    "unmasked_output_spikes": "output spikes not zeroed at padded positions (as the authors')",
-    "norm_bias_wd0": "BatchNorm parameters and block biases without weight decay (as the authors')",
     "c_no_wd": "the kernels' C without weight decay",
-    "c_tilde": "DPLR kernels store and train S4's C~ = C (I - A^L), L = the longest sequence "
-    "(as the authors' code; the kernel at initialisation is unchanged)",
-    "b_clip": "the imaginary part of every kernel's initial B clipped to [-2, 2] (S4's "
-    "hippo.nplr B_clip=2, in the authors' DPLR and S4D inits)",
 }
+# Settings that used to be ablations are BlockSettings now: pass them with --ours-arg, e.g.
+# --ours-arg=--model.backbone.init_args.block.share_uniforms=false.
 
 
 def describe(authors: list[str], ours: list[str]) -> dict[str, str]:
@@ -133,71 +127,8 @@ def _rebuild_optimizer(side: Side) -> None:
     side.scheduler = configured["lr_scheduler"]["scheduler"]
 
 
-def _shared_uniforms(side: Side) -> None:
-    backbone = side.model.backbone
-    width = backbone.encoder.embedding_dim
-
-    def forward(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        shape = (tokens.shape[0], width, tokens.shape[1])  # (B H L)
-        uniforms = []
-        for block in backbone.blocks:
-            first = torch.rand(shape, device=tokens.device)
-            second = torch.rand(shape, device=tokens.device)
-            uniforms.append(
-                {
-                    name: second if "input" in name and name.endswith("_b") else first
-                    for name in block.sampler_names()
-                }
-            )
-        return backbone(tokens, lengths, uniforms=uniforms)
-
-    side.forward = forward
-
-
-def _unmask_outputs(side: Side) -> None:
-    for name, module in side.model.backbone.named_modules():
-        if name.rsplit(".", 1)[-1].startswith("output_spikes"):
-            plain = module.forward
-            module.forward = lambda x, mask=None, uniforms=None, plain=plain: plain(
-                x, None, uniforms
-            )
-
-
-class CTildeDPLRKernel(DPLRSSMKernel):
-    """This project's DPLR kernel with ``self.c`` holding S4's C~ for length ``l_max``: the
-    kernel is evaluated at ``l_max`` from C~ directly and cut to the asked length, as S4's
-    ``SSMKernelDPLR`` does (there ``l_max`` is the config's, 2048 for ListOps)."""
-
-    def forward(self, length: int) -> torch.Tensor:
-        dt, w, p, b = self.dplr()
-        n = self.l_max
-        k = torch.arange(n // 2 + 1, device=dt.device, dtype=torch.float64)
-        omega = torch.exp(-2j * torch.pi * k / n).to(w.dtype)  # (K)
-        scale = (1 + omega) * (dt / 2).unsqueeze(-1)  # (H K)
-        c_tilde = self.c_complex  # (C H N/2)
-        k00 = cauchy_conj(c_tilde * b, 1 - omega, scale, w)
-        k01 = cauchy_conj(c_tilde * p, 1 - omega, scale, w)
-        k10 = cauchy_conj(p.conj() * b, 1 - omega, scale, w)
-        k11 = cauchy_conj(p.conj() * p, 1 - omega, scale, w)
-        k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C H K)
-        return torch.fft.irfft(k_hat, n=n)[..., :length]  # (C H L)
-
-
-def _c_tilde(side: Side, l_max: int) -> None:
-    for module in side.model.modules():
-        if type(module) is DPLRSSMKernel:
-            with torch.no_grad():
-                a_bar, _, c_full = module.discretize()
-                power = torch.linalg.matrix_power(a_bar, l_max)  # (H N N)
-                c_tilde = c_full - torch.einsum("chn,hnm->chm", c_full, power)
-                module.c.copy_(torch.view_as_real(c_tilde[..., : c_full.shape[-1] // 2]))
-            module.__class__ = CTildeDPLRKernel
-            module.l_max = l_max
-
-
-def apply_ablations(side: Side, names: list[str], l_max: int = 0) -> Side:
-    """``side`` with the named changes applied (before training); ``l_max``: the kernel
-    length of ``c_tilde``."""
+def apply_ablations(side: Side, names: list[str]) -> Side:
+    """``side`` with the named changes applied (before training)."""
     if side.name == "authors":
         if "mask_bn" in names:
             _mask_batchnorm(side)
@@ -206,27 +137,9 @@ def apply_ablations(side: Side, names: list[str], l_max: int = 0) -> Side:
         return side  # the optimiser ones act through authors_overrides
     if "mask_bn" in names:
         _mask_batchnorm(side)
-    if "shared_uniforms" in names:
-        _shared_uniforms(side)
-    if "unmasked_output_spikes" in names:
-        _unmask_outputs(side)
-    if "c_tilde" in names:
-        _c_tilde(side, l_max)
-    if "b_clip" in names:
+    if "c_no_wd" in names:
         for name, p in side.model.backbone.named_parameters():
-            if name.endswith("kernel.b"):  # (.., N/2, 2): real and imaginary parts
-                with torch.no_grad():
-                    p[..., 1].clamp_(-2.0, 2.0)
-    if "norm_bias_wd0" in names or "c_no_wd" in names:
-        for name, p in side.model.backbone.named_parameters():
-            in_norm = ".norm." in f".{name}" and "blocks." in name
-            if (
-                "norm_bias_wd0" in names
-                and "blocks." in name
-                and (name.endswith("bias") or in_norm)
-            ):
-                tag_optim(p, weight_decay=0.0)
-            if "c_no_wd" in names and name.endswith("kernel.c"):
+            if name.endswith("kernel.c"):
                 tag_optim(p, weight_decay=0.0)
         _rebuild_optimizer(side)
     return side

@@ -2,7 +2,7 @@
 
     python benchmarks/parity_diagnostics.py --authors /path/to/PSpikeSSMs
     python benchmarks/parity_diagnostics.py --authors PATH --steps 200 \\
-        --ours-config configs/model/dplr.yaml --ours-config configs/model/second_branch.yaml
+        --ours-arg=--model.backbone.init_args.block.share_uniforms=false
 
 For each model (the authors' from their checkout, this project's from ``configs/lra/listops.yaml``
 plus any ``--ours-config`` overlays, both seeded with ``--seed``), on the first ``--batch``
@@ -21,6 +21,10 @@ seeded, at initialisation and again after ``--steps`` training steps of the pari
   parameter receives from its optimiser group;
 - ``diff.<stage>.<stat>``: authors minus ours, for every statistic both report.
 
+``--same-weights`` copies the authors' initial parameters into ours (``parity_transfer.py``;
+needs the same ``l_max`` on both sides, 2048 by default): the two models then differ only in
+their code, so the init-stage statistics must agree up to the random spikes.
+
 Skips with a message (exit 0) when ``--authors`` is not given or not a checkout.
 """
 
@@ -38,6 +42,7 @@ from parity import authors_or_skip
 from parity_ablations import apply_ablations, authors_overrides, describe
 from parity_probes import AuthorsProbe, OursProbe
 from parity_setup import ROOT, ParityData, Schedule, Side, authors_side, ours_side, train_step
+from parity_transfer import copy_authors_weights
 
 # (pattern on a block parameter's name inside its block, kind); first match wins. Branch 2's
 # parameters get the suffix ``_b``. Names of both models, this project's before and after
@@ -134,6 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--authors-l-max", type=int, default=2048, help="their kernel length")
     parser.add_argument("--ours-config", action="append", default=[], help="overlay YAML")
     parser.add_argument("--ours-arg", action="append", default=[], help="CLI override")
+    parser.add_argument(
+        "--same-weights",
+        action="store_true",
+        help="copy the authors' initial weights into ours (parity_transfer.py): a gap is then "
+        "a difference of computation, not of random draws",
+    )
     parser.add_argument("--authors-ablation", action="append", default=[], help="parity.py's")
     parser.add_argument("--ours-ablation", action="append", default=[], help="parity.py's")
     args = parser.parse_args(argv)
@@ -150,7 +161,6 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     emit(describe(args.authors_ablation, args.ours_ablation))
-    longest = data.checks()["data_longest_sequence"]
     sides = [
         apply_ablations(
             authors_side(
@@ -166,9 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         apply_ablations(
             ours_side(args.data_dir, args.seed, schedule, args.ours_config, args.ours_arg),
             args.ours_ablation,
-            longest,
         ),
     ]
+    if args.same_weights:
+        n_layers = sides[1].model.backbone.settings["n_layers"]
+        copy_authors_weights(sides[0].model, sides[1].model.backbone, data.to_authors, n_layers)
     results: dict[str, dict[str, object]] = {}
     for side in sides:
         emit({f"{side.name}.params_with_grad": count_with_grad(side, batch)})

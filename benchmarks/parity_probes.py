@@ -89,7 +89,7 @@ class AuthorsProbe:
 
     Ablations: ``fresh_uniforms``, sites (names as in :data:`AUTHORS_SITES`) whose spikes are
     redrawn from new uniforms instead of the shared ``random_uniform``; ``mask_source``, an
-    object whose ``mask`` (B, 1, L) zeroes the output spikes at padded positions.
+    object whose ``mask`` (B, 1, L) zeroes the spikes at padded positions (every site).
     """
 
     def __init__(
@@ -133,7 +133,7 @@ class AuthorsProbe:
                 probe.calls[layer] += 1
                 if site in fresh:
                     spikes = (torch.rand_like(clamped) < clamped).to(clamped.dtype)
-                if probe.mask_source is not None and site.startswith("output"):
+                if probe.mask_source is not None:
                     spikes = spikes * probe.mask_source.mask.transpose(1, 2)  # (B L 1)
                 probe.records[f"layer{layer}/{site}"] = spikes.detach().transpose(1, 2)
                 return spikes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import types
@@ -12,16 +11,18 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import tiny_model_args
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from authors_model import authors_vocabulary, cosine_with_warmup  # noqa: E402
-from parity_ablations import MaskedBatchNorm1d, _c_tilde  # noqa: E402
+from authors_model import authors_vocabulary  # noqa: E402
+from parity_ablations import MaskedBatchNorm1d  # noqa: E402
 from parity_probes import OursProbe  # noqa: E402
-from parity_setup import ParityData, Side, accuracy  # noqa: E402
+from parity_setup import ParityData, Schedule, Side, accuracy, ours_cli  # noqa: E402
+from parity_transfer import weight_map  # noqa: E402
 
-from pspikessm.data.listops_generator import write_listops  # noqa: E402
-from pspikessm.models.dplr_kernel import DPLRSSMKernel  # noqa: E402
+from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops  # noqa: E402
 
 
 def test_parity_without_checkout_skips(tmp_path: Path) -> None:
@@ -39,17 +40,6 @@ def test_parity_without_checkout_skips(tmp_path: Path) -> None:
 def test_authors_vocabulary_is_torchtexts_order() -> None:
     counts = {"X": 5, "[SM": 2, "3": 5, "1": 9, "<eos>": 7}
     assert authors_vocabulary(counts) == ["<pad>", "<unk>", "<eos>", "1", "3", "X", "[SM"]
-
-
-def test_cosine_with_warmup_is_transformers_formula() -> None:
-    factor = cosine_with_warmup(warmup=10, total=110)
-    assert factor(0) == 0.0  # their first step has rate 0
-    assert factor(5) == 0.5
-    assert factor(10) == 1.0
-    assert factor(60) == pytest.approx(0.5)
-    assert factor(110) == pytest.approx(0.0, abs=1e-12)
-    assert factor(160) == pytest.approx(0.5)  # past the end the rate rises again
-    assert factor(35) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
 
 
 def test_masked_batchnorm_uses_only_valid_positions() -> None:
@@ -71,19 +61,7 @@ def test_masked_batchnorm_uses_only_valid_positions() -> None:
     torch.testing.assert_close(masked(x), nn.BatchNorm1d(4)(x))
 
 
-def test_c_tilde_ablation_keeps_the_initial_kernel() -> None:
-    torch.manual_seed(0)
-    kernel = DPLRSSMKernel(8, 16, channels=2)
-    before = kernel(100).detach()
-    _c_tilde(types.SimpleNamespace(model=nn.Sequential(kernel)), l_max=200)
-    assert type(kernel).__name__ == "CTildeDPLRKernel"
-    torch.testing.assert_close(kernel(100).detach(), before, rtol=0, atol=1e-5)
-    assert not torch.allclose(kernel.c, torch.zeros_like(kernel.c))
-
-
 def test_parity_data_batches_and_tokens(tmp_path: Path) -> None:
-    from pspikessm.data.listops_generator import ListOpsGeneratorConfig
-
     write_listops(
         tmp_path,
         ListOpsGeneratorConfig(
@@ -115,8 +93,6 @@ def test_probe_names_every_spike_site() -> None:
 
 
 def test_accuracy_reports_micro_and_macro(tmp_path: Path) -> None:
-    from pspikessm.data.listops_generator import ListOpsGeneratorConfig
-
     write_listops(
         tmp_path,
         ListOpsGeneratorConfig(
@@ -134,3 +110,15 @@ def test_accuracy_reports_micro_and_macro(tmp_path: Path) -> None:
     targets = data.val.targets
     assert micro == pytest.approx(float((targets == 0).float().mean()))
     assert macro == pytest.approx(1 / len(targets.unique()))  # recall 1 for class 0, else 0
+
+
+def test_weight_map_fills_every_parameter_of_the_listops_model(tmp_path: Path) -> None:
+    config = ListOpsGeneratorConfig(
+        num_train=8, num_val=4, num_test=4, min_length=3, max_length=20, max_depth=2
+    )
+    write_listops(tmp_path, config)
+    cli = ours_cli(tmp_path, 0, Schedule(), args=tiny_model_args(n_layers=2))
+    state = cli.model.backbone.state_dict()
+    targets = list(weight_map(2).values())
+    assert len(targets) == len(set(targets))  # no parameter written twice
+    assert set(targets) == {n for n in state if not n.endswith("num_batches_tracked")}
