@@ -42,7 +42,7 @@ from parity import authors_or_skip
 from parity_ablations import apply_ablations, authors_overrides, describe
 from parity_probes import AuthorsProbe, OursProbe
 from parity_setup import ROOT, ParityData, Schedule, Side, authors_side, ours_side, train_step
-from parity_transfer import copy_authors_weights
+from parity_transfer import copy_weights
 
 # (pattern on a block parameter's name inside its block, kind); first match wins. Branch 2's
 # parameters get the suffix ``_b``. Names of both models, this project's before and after
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.same_weights:
         n_layers = sides[1].model.backbone.settings["n_layers"]
-        copy_authors_weights(sides[0].model, sides[1].model.backbone, data.to_authors, n_layers)
+        copy_weights(sides[0].model, sides[1].model.backbone, data.to_authors, n_layers)
     results: dict[str, dict[str, object]] = {}
     for side in sides:
         emit({f"{side.name}.params_with_grad": count_with_grad(side, batch)})

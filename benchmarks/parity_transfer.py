@@ -65,24 +65,31 @@ def weight_map(n_layers: int) -> dict[str, str]:
 
 
 @torch.no_grad()
-def copy_authors_weights(
-    authors: nn.Module, backbone: nn.Module, to_authors: torch.Tensor, n_layers: int
+def copy_weights(
+    authors: nn.Module,
+    backbone: nn.Module,
+    to_authors: torch.Tensor,
+    n_layers: int,
+    into: str = "ours",
 ) -> None:
-    """Overwrite ``backbone``'s parameters and BatchNorm buffers with ``authors``' (their
-    ``AuthorsListOps``); ``to_authors`` (V,) maps our token ids to theirs. Shapes must agree up
-    to singleton dimensions; a name without a counterpart is an error."""
+    """Copy every parameter and BatchNorm buffer between ``authors`` (their ``AuthorsListOps``)
+    and ``backbone`` (ours): ``into="ours"`` overwrites ours with theirs, ``"authors"`` theirs
+    with ours. ``to_authors`` (V,) maps our token ids to theirs. Shapes must agree up to
+    singleton dimensions; a name without a counterpart is an error."""
     for module in authors.modules():
         if hasattr(module, "_setup_C") and int(module.l_kernel) == 0:
             module._setup_C(module.l_max)  # C → C̃, as their first forward does
-    theirs = authors.state_dict()
-    ours = backbone.state_dict()
+    theirs, ours = authors.state_dict(), backbone.state_dict()
     for their_name, our_name in weight_map(n_layers).items():
-        value = theirs[their_name]
-        if their_name == "encoder.weight":
-            value = value[to_authors]  # (V H) in our token order
-        if their_name.endswith(NEGATED):
-            value = -value
-        target = ours[our_name]
-        if value.numel() != target.numel():
-            raise ValueError(f"{their_name} {tuple(value.shape)} ≠ {our_name} {target.shape}")
-        target.copy_(value.reshape(target.shape))
+        source, target = theirs[their_name], ours[our_name]
+        if into == "authors":
+            source, target = target, source
+        if source.numel() != target.numel():
+            raise ValueError(f"{their_name} {tuple(theirs[their_name].shape)} ≠ {our_name}")
+        sign = -1 if their_name.endswith(NEGATED) else 1
+        if their_name != "encoder.weight":
+            target.copy_(sign * source.reshape(target.shape))
+        elif into == "ours":
+            target.copy_(source[to_authors])  # (V H) in our token order
+        else:
+            target[to_authors] = source

@@ -26,7 +26,7 @@ class SpikeBranch(nn.Module):
     Args:
         d_model: width H.
         settings: the block's settings; read: ``neuron``, ``neuron_args``, ``dropout``,
-            ``tie_dropout``, and what :class:`SSMConvolution` reads.
+            ``tie_dropout``, ``mask_output_padding``, and what :class:`SSMConvolution` reads.
         output_affine: apply ``a_out ⊙ · + b_out`` before the output neuron.
 
     Inputs: ``drive`` (B, H, L); ``mask`` (B, 1, L) with 1 at valid steps, or None;
@@ -43,6 +43,7 @@ class SpikeBranch(nn.Module):
         self.activation_dropout = make_dropout(settings.dropout, tied=settings.tie_dropout)
         self.output_affine = ChannelAffine(d_model) if output_affine else nn.Identity()
         self.output_spikes = build_neuron(settings.neuron, settings.neuron_args)
+        self.mask_outputs = settings.mask_output_padding
 
     def forward(
         self,
@@ -54,7 +55,8 @@ class SpikeBranch(nn.Module):
         spikes_in = self.input_spikes(drive, mask, uniforms_in)  # (B H L)
         membrane = self.dropout(self.ssm(spikes_in))  # (B H L)
         drive_out = self.output_affine(self.activation_dropout(F.gelu(membrane)))
-        return self.output_spikes(drive_out, mask, uniforms_out)  # (B H L)
+        mask_out = mask if self.mask_outputs else None
+        return self.output_spikes(drive_out, mask_out, uniforms_out)  # (B H L)
 
     def initial_state(self, batch: int) -> dict[str, Any]:
         """Step mode: the state at t = 0 (the SSM recurrence; neurons start at rest)."""
@@ -73,4 +75,5 @@ class SpikeBranch(nn.Module):
         membrane, state["ssm"] = self.ssm.step(spikes_in, state["ssm"])
         membrane = self.dropout(membrane)
         drive_out = self.output_affine(self.activation_dropout(F.gelu(membrane)))
-        return neuron_step(self.output_spikes, drive_out, state, "output", mask, uniforms_out)
+        mask_out = mask if self.mask_outputs else None
+        return neuron_step(self.output_spikes, drive_out, state, "output", mask_out, uniforms_out)

@@ -58,6 +58,11 @@ class BlockSettings:
         dropout: dropout rate at the official three places: on u before the GELU (untied),
             after the GELU and before the residual sum (tied when ``tie_dropout``).
         tie_dropout: one mask per example and neuron, the same at every time step.
+        mask_output_padding: no output spikes at padded time steps. False: padded steps
+            emit output spikes like any other, as the official code computes them (its
+            reproduction configs set False): they enter the mixer, the residual stream and the
+            batch statistics of the next norm. Input spikes are zero at padded steps either
+            way (the official S4Block masks its input); pooling averages the valid steps.
     """
 
     d_state: int = 64
@@ -80,6 +85,7 @@ class BlockSettings:
     residual: bool = True
     dropout: float = 0.0
     tie_dropout: bool = True
+    mask_output_padding: bool = True
 
     @property
     def branches(self) -> int:
