@@ -3,7 +3,8 @@
     pip install einops omegaconf          # the authors' code needs them (not this package)
     python benchmarks/parity.py --authors /path/to/PSpikeSSMs                 # seed 0, 1000 steps
     python benchmarks/parity.py --authors PATH --seeds 0 1 2 --jobs 2
-    python benchmarks/parity.py --authors PATH --steps 3000 --warmup 300 --eval-every 500
+    python benchmarks/parity.py --authors PATH --steps 3000 --eval-at 250 500 1000 2000 \\
+        --device cuda --jobs 6 --seeds 0 1 2 --out-dir runs/    # then --collect runs/*.json
     python benchmarks/parity.py --authors PATH --sides ours --ours-config configs/model/fast.yaml
     python benchmarks/parity.py --authors PATH --authors-ablation mask_bn     # see --help
 
@@ -12,17 +13,18 @@ written to ``--data-dir`` on first use) with identical batches of 32 in identica
 seed, AdamW at lr 8e-4 and weight decay 0.01 with each model's own SSM groups, 100 warm-up
 steps and a cosine to zero at ``--steps``. The authors' side is their code from ``--authors``
 (their ``SequenceModel``, optimiser groups, schedule formula and pure-torch Cauchy kernel; the
-kernel length ``--authors-l-max`` defaults to the data's longest sequence, which leaves their
-kernel unchanged but not their parameterisation of C: see ``RESULTS.md``). This project's side
-is ``configs/lra/listops.yaml`` (plus ``--ours-config`` overlays and ``--ours-arg`` overrides)
-through the CLI. Every ``--eval-every`` steps both report the accuracy on the 2000 held-back
+kernel length ``--authors-l-max`` is 2048, their ListOps experiment's and this project's
+config's, so both train the same parameter C̃ = C (I - Ā^2048)). This project's side is
+``configs/lra/listops.yaml`` (plus ``--ours-config`` overlays and ``--ours-arg`` overrides)
+through the CLI. Every ``--eval-every`` steps (or at the ``--eval-at`` steps) both report the accuracy on the 2000 held-back
 validation sequences (evaluation mode, spikes sampled with a fixed seed): the fraction
 predicted right, as LRA and the authors' code report it, and (``val_macro_acc``) the mean of
 the per-class recalls, which is what torchmetrics' ``MulticlassAccuracy`` computes by default.
 
 Prints ``name=value`` lines: ``<side>.seed<s>.step<n>.val_acc`` (and ``train_loss``), the means
 over seeds ``<side>.mean.step<n>.val_acc``, and ``diff.*`` (authors minus ours), then a
-Markdown table; ``--json FILE`` keeps the curves, ``--collect FILE...`` reports saved ones,
+Markdown table; ``--json FILE`` keeps the curves (``--out-dir``: one file per run, written
+after every evaluation), ``--collect FILE...`` reports saved ones,
 ``--ours-checkpoint CKPT`` evaluates a checkpoint of ``pspikessm fit`` both ways. Each
 (side, seed) trains in its own process with one torch thread, ``--jobs`` at a time. Without
 ``--authors`` (or with a path that is not a checkout) it prints why and exits 0.
@@ -88,11 +90,21 @@ def run_job(job: dict) -> dict:
             job["device"],
         )
     side = apply_ablations(side, job["ablations"])
-    return {
-        **job,
-        "curve": train_curve(side, data, job["seed"], schedule, job["eval_every"]),
-        "checks": data.checks(),
-    }
+    result = {**job, "curve": {}, "checks": data.checks()}
+    eval_steps = set(job["eval_at"])
+
+    def save(curve: dict) -> None:  # after every record: a run cut short keeps its curve
+        if job["out_dir"]:
+            result["curve"] = curve
+            path = Path(job["out_dir"]) / f"{job['label']}.seed{job['seed']}.json"
+            path.with_suffix(".tmp").write_text(json.dumps([result], indent=1) + "\n")
+            path.with_suffix(".tmp").replace(path)
+
+    def eval_at(step: int) -> bool:
+        return step in eval_steps if eval_steps else step % job["eval_every"] == 0
+
+    result["curve"] = train_curve(side, data, job["seed"], schedule, eval_at, save)
+    return result
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
@@ -177,6 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument(
+        "--eval-at", type=int, nargs="+", default=[], help="evaluate at these steps instead"
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        help="each run writes <label>.seed<s>.json here after every evaluation (for --collect)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--jobs", type=int, default=2, help="training processes at once")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (every job on it)")
@@ -186,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--authors-l-max",
         type=int,
-        default=0,
-        help="their kernel length; 0: the data's longest sequence",
+        default=2048,
+        help="their kernel length (C~'s l_max); 0: the data's longest sequence",
     )
     parser.add_argument("--authors-ablation", action="append", default=[])
     parser.add_argument("--ours-config", action="append", default=[], help="overlay YAML")
@@ -215,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     from parity_ablations import describe
     from parity_setup import ParityData
 
+    if args.out_dir:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
     checks = ParityData(args.data_dir).checks()  # generates the data once, before the workers
     emit(checks)
     emit(describe(args.authors_ablation, args.ours_ablation))
@@ -223,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         "steps": args.steps,
         "warmup": args.warmup,
         "eval_every": args.eval_every,
+        "eval_at": args.eval_at,
+        "out_dir": str(args.out_dir) if args.out_dir else "",
         "device": args.device,
     }
     jobs = []

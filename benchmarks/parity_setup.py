@@ -223,10 +223,16 @@ def train_step(side: Side, batch) -> float:
 
 
 def train_curve(
-    side: Side, data: ParityData, seed: int, schedule: Schedule, eval_every: int
+    side: Side,
+    data: ParityData,
+    seed: int,
+    schedule: Schedule,
+    eval_at: Callable[[int], bool],
+    on_record: Callable[[dict], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Train ``schedule.steps`` steps; every ``eval_every`` steps record the validation
-    accuracy and the mean training loss since the last record."""
+    """Train ``schedule.steps`` steps; at every step where ``eval_at(step)`` and at the last,
+    record the validation accuracy and the mean training loss since the last record, and
+    hand the curve so far to ``on_record``."""
     curve: dict[str, list[float]] = {
         "step": [],
         "val_acc": [],
@@ -241,7 +247,7 @@ def train_curve(
         begin = time.perf_counter()
         losses.append(train_step(side, data.collate(data.train, indices)))
         seconds += time.perf_counter() - begin
-        if step % eval_every == 0 or step == schedule.steps:
+        if eval_at(step) or step == schedule.steps:
             curve["step"].append(step)
             acc, macro = accuracy(side, data)
             curve["val_acc"].append(acc)
@@ -255,4 +261,6 @@ def train_curve(
                 file=sys.stderr,
                 flush=True,
             )
+            if on_record is not None:
+                on_record(curve)
     return curve
