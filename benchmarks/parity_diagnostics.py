@@ -55,11 +55,11 @@ KINDS = [
     (r"kernel\.(inv_dt|log_dt)$", "dt"),
     (r"(layer\.D|ssm(_b)?\.d)$", "D"),
     (r"(out_[ab]|output_affine\w*\.\w+)$", "out_affine"),
-    (r"(inp2?_[ab]|affine\w*\.\w+)$", "in_affine"),
+    (r"(inp2?_[ab]|affine\w*\.\w+|affines\.\d+\.\w+)$", "in_affine"),
     (r"(bidirectional_linear|mixer)\.", "mixer"),
     (r"norm\.", "norm"),
 ]
-SECOND_BRANCH = r"(reverse_layer|inp2_|ssm_b\.|_b\.\w+$|branches\.[1-9]\.)"
+SECOND_BRANCH = r"(reverse_layer|inp2_|ssm_b\.|_b\.\w+$|branches\.[1-9]\.|affines\.[1-9]\.)"
 
 
 def kind_of(name: str) -> str:

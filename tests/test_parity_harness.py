@@ -122,3 +122,26 @@ def test_weight_map_fills_every_parameter_of_the_listops_model(tmp_path: Path) -
     targets = list(weight_map(2).values())
     assert len(targets) == len(set(targets))  # no parameter written twice
     assert set(targets) == {n for n in state if not n.endswith("num_batches_tracked")}
+
+
+def test_gradient_kinds_name_both_models_alike() -> None:
+    from parity_diagnostics import kind_of
+
+    pairs = {
+        "backbone.layers.0.inp_b": "backbone.blocks.0.fuse.affines.0.shift",
+        "backbone.layers.0.inp2_a": "backbone.blocks.0.fuse.affines.1.scale",
+        "backbone.layers.1.out_a": "backbone.blocks.1.branches.0.output_affine.scale",
+        "backbone.layers.2.reverse_layer.layer.kernel.C": "backbone.blocks.2.branches.1.ssm.kernel.c",
+        "backbone.layers.3.bidirectional_linear.weight": "backbone.blocks.3.mixer.linear.weight",
+        "backbone.layers.3.norm.norm.bias": "backbone.blocks.3.fuse.post_norm.bias",
+    }
+    kinds = [kind_of(theirs) for theirs in pairs]
+    assert kinds == [kind_of(ours) for ours in pairs.values()]
+    assert kinds == [
+        "layer0.in_affine",
+        "layer0.in_affine_b",
+        "layer1.out_affine",
+        "layer2.C_b",
+        "layer3.mixer",
+        "layer3.norm",
+    ]
