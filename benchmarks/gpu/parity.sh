@@ -7,9 +7,9 @@
 #   OUT=/some/folder bash benchmarks/gpu/parity.sh      # from the repository root
 #
 # Needs: the authors' checkout at .authors/ (NeuroCompLab-psu/PSpikeSSMs, HEAD 8f7a954);
-# wheels of what the machine lacks (jsonargparse, omegaconf, ...) in .whl/ (installed with
-# --no-index --no-deps; not in PARITY_TINY mode); torch with CUDA, lightning, torchmetrics,
-# einops, numpy present. The package itself runs from src/ (PYTHONPATH), never installed.
+# wheels of what the machine lacks (jsonargparse, omegaconf, ...) in .whl/ (used only when
+# missing); torch with CUDA, lightning, torchmetrics, einops, numpy present. The package
+# itself runs from src/ (PYTHONPATH), never installed. Run alone or by run_all.sh.
 # Writes: $OUT/runs/<side>.seed<s>.json (rewritten after every evaluation, so a run cut short
 # keeps its curve), $OUT/parity.log (progress), $OUT/parity.md (the table and name=value
 # lines of --collect over whatever runs exist), $OUT/setup.log.
@@ -21,6 +21,7 @@
 # (seconds for parity.py), PYTHON.
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
+export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/runs"
 STEPS=3000
 EVAL_AT="250 500 1000 2000"  # and always the last step
@@ -37,9 +38,17 @@ PY=${PYTHON:-python3}
 start=$(date +%s)
 
 # The package runs from src/ (no install: an editable install would repoint whatever
-# environment runs this); the machine's missing dependencies come from .whl/.
-if [ "${PARITY_TINY:-0}" != 1 ] && compgen -G ".whl/*.whl" > /dev/null; then
-  "$PY" -m pip install --no-index --no-deps .whl/*.whl > "$OUT/setup.log" 2>&1
+# environment runs this); what the machine lacks comes from .whl/, installed one wheel at a
+# time into a temporary folder (a wheel for another Python is skipped, not fatal), and only
+# when missing (benchmarks/gpu/run_all.sh has installed them already).
+if ! "$PY" -c "import jsonargparse, omegaconf" 2>/dev/null; then
+  SITE=$(mktemp -d)
+  for wheel in .whl/*.whl; do
+    [ -f "$wheel" ] || continue
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+      "$wheel" >> "$OUT/setup.log" 2>&1 || echo "skipped $wheel" >> "$OUT/setup.log"
+  done
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 if ! "$PY" -c "import jsonargparse, omegaconf, einops, pspikessm; print(pspikessm.__file__)" \
