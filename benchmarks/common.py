@@ -93,7 +93,10 @@ def machine() -> dict[str, object]:
     info: dict[str, object] = {
         "device": "cpu",
         "cpu": platform.processor() or platform.machine(),
-        "nproc": os.cpu_count(),
+        # the cores this process may run on (taskset), not all the machine has
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
