@@ -47,7 +47,7 @@ cpu_bench() {  # name, then the command; each on cores 0-1 with two torch thread
   CUDA_VISIBLE_DEVICES="" timeout "$limit" taskset -c 0,1 python3 "$@" >>"$OUT/cpu.log" 2>&1
   echo "rc=$?" >>"$OUT/cpu.log"
 }
-cpu_bench train benchmarks/train.py --threads 2 --repeats 5
+cpu_bench train benchmarks/train.py --threads 2 --repeats 5 --breakdown
 [ -d .authors ] && cpu_bench official benchmarks/official.py --authors .authors \
   --device cpu --threads 2 --repeats 3
 cpu_bench lif benchmarks/lif.py --device cpu --threads 2 --lengths 1024 4096 --repeats 3
