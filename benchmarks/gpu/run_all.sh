@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED=1 PSPIKESSM_QUIET=1
 START=$(date +%s)
 left() { echo $(( ${BUDGET_S:-540} - ($(date +%s) - START) )); }
 
-if [ -d .whl ]; then
+if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then  # SKIP_WHEELS=1: a machine that has them
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
@@ -54,5 +54,16 @@ cpu_bench lif benchmarks/lif.py --device cpu --threads 2 --lengths 1024 4096 --r
 cpu_bench block benchmarks/block.py --threads 2 --repeats 5
 
 wait
+gpu_bench() {  # name, then the command; on the GPU once the parity runs have let go of it
+  local name=$1; shift
+  local limit=$(( $(left) - 15 ))
+  if [ "$limit" -lt 45 ]; then echo "$name: skipped, $(left) s left" >>"$OUT/gpu.log"; return; fi
+  echo "== $name ($limit s at most)" >>"$OUT/gpu.log"
+  timeout "$limit" taskset -c 0-7 python3 "$@" >>"$OUT/gpu.log" 2>&1
+  echo "rc=$?" >>"$OUT/gpu.log"
+}
+gpu_bench train benchmarks/train.py --skip-pathx --breakdown --repeats 10 --warmup 3
+[ -d .authors ] && gpu_bench official benchmarks/official.py --authors .authors \
+  --device cuda --repeats 10 --warmup 3
 cp -r benchmarks/RESULTS.md benchmarks/results "$OUT/" 2>/dev/null
 echo "done in $(( $(date +%s) - START )) s" | tee -a "$OUT/cpu.log"
