@@ -47,6 +47,14 @@ cpu_bench() {  # name, then the command; each on cores 0-1 with two torch thread
   CUDA_VISIBLE_DEVICES="" timeout "$limit" taskset -c 0,1 python3 "$@" >>"$OUT/cpu.log" 2>&1
   echo "rc=$?" >>"$OUT/cpu.log"
 }
+quickstart() {  # the README's second command, timed end to end on cores 0-1
+  local begin=$(date +%s)
+  echo "== quickstart" >>"$OUT/cpu.log"
+  CUDA_VISIBLE_DEVICES="" timeout 300 taskset -c 0,1 python3 -m pspikessm fit \
+    --config configs/quickstart.yaml >"$OUT/quickstart.log" 2>&1
+  echo "rc=$? quickstart_wall_s=$(( $(date +%s) - begin ))" >>"$OUT/cpu.log"
+}
+quickstart
 cpu_bench train benchmarks/train.py --threads 2 --repeats 5 --breakdown
 [ -d .authors ] && cpu_bench official benchmarks/official.py --authors .authors \
   --device cpu --threads 2 --repeats 3
