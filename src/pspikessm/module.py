@@ -15,6 +15,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
+from pspikessm.spike_training import (
+    check_sampling_options,
+    sampled_loss,
+    set_sampling,
+    warmup_sampling,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -58,6 +64,15 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
+        spike_warmup_steps: expectation warm-up: neurons with a ``sampling`` attribute (the
+            SpikeSampler) output ``p + α (s - p)`` in training, α rising linearly from 0
+            (firing probabilities) at step 0 to 1 (spikes) at this step; evaluation always
+            samples. 0 (the paper's): spikes from the start.
+        train_samples: spike samples per training step: the loss is averaged over this many
+            forward passes of the batch, each with its own spikes (its gradient is the mean of
+            their gradients). 1: the paper's.
+        antithetic: draw the samples in antithetic pairs: the second pass of a pair uses
+            ``1 - u`` of the first one's uniforms ``u`` (``train_samples`` even).
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -86,6 +101,9 @@ class SequenceClassifier(L.LightningModule):
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
+        spike_warmup_steps: int = 0,
+        train_samples: int = 1,
+        antithetic: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
@@ -94,6 +112,7 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
+        check_sampling_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
         with warnings.catch_warnings():
@@ -115,7 +134,9 @@ class SequenceClassifier(L.LightningModule):
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation;
+        evaluation draws spikes whatever the warm-up (``spike_warmup_steps``) has reached."""
+        set_sampling(self.backbone, 1.0)
         for module in self.backbone.modules():
             if hasattr(module, "sample_in_eval"):
                 module.sample_in_eval = self.hparams.eval_mode != "expected"
@@ -178,11 +199,15 @@ class SequenceClassifier(L.LightningModule):
             self._resumed_rng_state = None
         offset_for_rank(self.global_rank)
 
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        if self.hparams.spike_warmup_steps > 0:
+            step, warmup = self.trainer.global_step, self.hparams.spike_warmup_steps
+            set_sampling(self.backbone, warmup_sampling(step, warmup))
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        inputs, lengths, targets = batch
-        logits = self(inputs, lengths)
-        loss = F.cross_entropy(logits, targets)
-        self.train_acc(logits, targets)
+        hp = self.hparams
+        loss, logits = sampled_loss(self.backbone, batch, hp.train_samples, hp.antithetic)
+        self.train_acc(logits, batch[2])
         # sync_dist: the logged loss is that of the global batch, not of process 0's share.
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

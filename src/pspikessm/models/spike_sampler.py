@@ -7,20 +7,25 @@ from torch import nn
 
 
 def sample_spikes_reference(
-    x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: torch.Tensor | None = None
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    uniforms: torch.Tensor | None = None,
+    sampling: float = 1.0,
 ) -> torch.Tensor:
-    """The plain form of :class:`StochasticSpike`: clamp, draw, compare, mask, step by step."""
+    """The plain form of :class:`StochasticSpike`: clamp, draw, compare, blend, mask."""
     probability = x.clamp(0.0, 1.0)
     if uniforms is None:
         uniforms = torch.rand_like(probability, dtype=torch.float32)
-    spikes = probability + ((uniforms < probability.float()).to(x.dtype) - probability).detach()
+    binary = (uniforms < probability.float()).to(x.dtype)
+    spikes = probability + (sampling * (binary - probability)).detach()
     return spikes if mask is None else spikes * mask
 
 
 class StochasticSpike(torch.autograd.Function):
-    """Forward: ``s = 1[z < clamp(x, 0, 1)]`` (times ``mask``). Backward: the gradient of
-    ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1`` where ``0 < x < 1`` (and the mask is 1), else 0,
-    as torch's clamp passes it.
+    """Forward: ``s = 1[z < clamp(x, 0, 1)]`` (times ``mask``); with ``sampling`` α < 1 the
+    blend ``p + α (s - p)`` of the spike and its probability ``p = clamp(x, 0, 1)`` (α = 0: no
+    draw, ``p`` itself). Backward: the gradient of ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1``
+    where ``0 < x < 1`` (and the mask is 1), else 0, as torch's clamp passes it, for every α.
 
     Fused for speed and memory: with ``z`` in [0, 1), ``z < clamp(x, 0, 1)`` equals ``z < x``,
     so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
@@ -30,12 +35,20 @@ class StochasticSpike(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, x: torch.Tensor, uniforms: torch.Tensor | None, mask: torch.Tensor | None
+        ctx,
+        x: torch.Tensor,
+        uniforms: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        sampling: float = 1.0,
     ) -> torch.Tensor:
-        if uniforms is None:
+        if sampling == 0.0:
+            spikes = x.clamp(0.0, 1.0).float()
+        elif uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
         else:  # caller's uniforms may include 1.0: compare with the clamped probability
             spikes = (uniforms < x.clamp(0.0, 1.0).float()).float()
+        if 0.0 < sampling < 1.0:
+            spikes.mul_(sampling).add_(x.clamp(0.0, 1.0).float(), alpha=1.0 - sampling)
         if mask is not None:
             spikes.mul_(mask)
         if ctx.needs_input_grad[0]:
@@ -46,9 +59,9 @@ class StochasticSpike(torch.autograd.Function):
         return spikes.to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
         (passes,) = ctx.saved_tensors
-        return grad_spikes * passes, None, None
+        return grad_spikes * passes, None, None, None
 
 
 class SpikeSampler(nn.Module):
@@ -61,6 +74,10 @@ class SpikeSampler(nn.Module):
         sample_in_eval: keep drawing spikes in evaluation (as the paper's code does); False
             returns the probabilities ``p`` instead (deterministic). The LightningModule sets
             it from ``model.eval_mode``.
+
+    Attribute ``sampling`` (α, default 1: spikes): the output is ``p + α (s - p)``, the
+    probability at α = 0; the LightningModule anneals it from 0 to 1 over
+    ``model.spike_warmup_steps`` and sets it to 1 for evaluation.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
     steps, 0 at padding: padded steps never spike); optional ``uniforms`` of ``x``'s shape to
@@ -76,6 +93,7 @@ class SpikeSampler(nn.Module):
     def __init__(self, sample_in_eval: bool = True) -> None:
         super().__init__()
         self.sample_in_eval = sample_in_eval
+        self.sampling = 1.0
 
     def forward(
         self,
@@ -84,9 +102,9 @@ class SpikeSampler(nn.Module):
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.training or self.sample_in_eval:
-            return StochasticSpike.apply(x, uniforms, mask)
+            return StochasticSpike.apply(x, uniforms, mask, self.sampling)
         probability = x.clamp(0.0, 1.0)
         return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
-        return f"sample_in_eval={self.sample_in_eval}"
+        return f"sample_in_eval={self.sample_in_eval}, sampling={self.sampling}"
