@@ -1,5 +1,5 @@
-"""Switches that help the spiking model learn: the expectation warm-up and several spike
-samples per step (antithetic or not)."""
+"""Switches that help the spiking model learn: the expectation warm-up, several spike samples
+per step (antithetic or not), and the initial values and learning rate of the affines."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pspikessm.cli import cli_main
 from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.models.spike_sampler import SpikeSampler
 from pspikessm.module import SequenceClassifier
+from pspikessm.optim import parameter_groups
 from pspikessm.spike_training import sampled_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +150,25 @@ def test_antithetic_pairs_use_one_minus_u() -> None:
 def test_sampling_options_are_checked(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SequenceClassifier(backbone(), num_classes=4, **options)
+
+
+def test_affine_init_and_learning_rate() -> None:
+    torch.manual_seed(0)
+    model = backbone(drive_init=(0.25, 0.3), output_init=(0.5, 0.125), affine_lr=0.02)
+    x = torch.randn(3, 16, 7)
+    block = model.blocks[0]
+    torch.testing.assert_close(block.fuse.drives(x)[0], 0.25 * block.fuse.pre_norm(x) + 0.3)
+    affine = block.branches[0].output_affine
+    assert affine.scale.unique().tolist() == [0.5] and affine.shift.unique().tolist() == [0.125]
+    groups = parameter_groups(model, lr=1e-3, weight_decay=0.01)
+    fast = [g for g in groups if g["lr"] == 0.02]
+    expected = {
+        id(p)
+        for m in model.modules()
+        if type(m).__name__ == "ChannelAffine"
+        for p in m.parameters()
+    }
+    assert len(fast) == 1 and {id(p) for p in fast[0]["params"]} == expected
+    assert len(expected) == 2 * 2 * 2  # 2 blocks × (drive, output) × (a, b)
+    paper = backbone()
+    assert paper.blocks[0].fuse.affines[0].scale.unique().tolist() == [1.0]
