@@ -2,12 +2,14 @@
 
 The two blocks are identical (diagonal SSM kernel, SpikeMixer, BatchNorm) except for the
 neuron: P-SpikeSSM draws all spikes at once, LIF-SSM integrates and fires step by step over
-time (tensor operations over (B, H) per step). Two LIF loops are timed: the package's
-``LIFNeuron``, which walks the steps with ``unbind``, and the loop most users write, which
-indexes ``current[..., t]``: each indexing op's backward writes a full-size (B, H, L) gradient,
-so its backward is quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints
-one ``name=value`` line per measurement: milliseconds per forward+backward and the ratios
-``lif_speedup_L<L>`` and ``lif_indexed_speedup_L<L>`` (LIF time / P-SpikeSSM time).
+time. Three LIF loops are timed: the package's ``LIFNeuron`` (``lif``: the loop outside
+autograd, in-place membrane updates, a hand-written backward through time); the same loop as
+users write it with autograd recording every step over ``unbind`` (``lif_loop``,
+``LIFNeuron.forward_reference``); and the loop that indexes ``current[..., t]``, whose
+indexing backward writes a full-size (B, H, L) gradient per step, so its backward is
+quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints one ``name=value``
+line per measurement: milliseconds per forward+backward and the ratios ``<loop>_speedup_L<L>``
+(LIF time / P-SpikeSSM time).
 
     python benchmarks/lif.py                              # H=128, N=64, batch 8, all lengths
     python benchmarks/lif.py --lengths 256 1024 --repeats 5 --device cuda
@@ -51,10 +53,16 @@ def block_with(neuron: str, d_model: int, d_state: int) -> PSpikeSSMBlock:
     return PSpikeSSMBlock(d_model, settings)
 
 
-def indexed_lif_block(d_model: int, d_state: int) -> PSpikeSSMBlock:
+class LoopLIF(LIFNeuron):
+    """:class:`LIFNeuron` with autograd recording the loop (its plain reference)."""
+
+    forward = LIFNeuron.forward_reference
+
+
+def lif_block_with(neuron: type[LIFNeuron], d_model: int, d_state: int) -> PSpikeSSMBlock:
     block = block_with("lif", d_model, d_state)
-    block.branches[0].input_spikes = IndexedLIF()
-    block.branches[0].output_spikes = IndexedLIF()
+    block.branches[0].input_spikes = neuron()
+    block.branches[0].output_spikes = neuron()
     return block
 
 
@@ -104,7 +112,8 @@ def main() -> None:
         neuron: block_with(neuron, args.d_model, args.d_state).to(device)
         for neuron in ("pspike", "lif")
     }
-    blocks["lif_indexed"] = indexed_lif_block(args.d_model, args.d_state).to(device)
+    blocks["lif_loop"] = lif_block_with(LoopLIF, args.d_model, args.d_state).to(device)
+    blocks["lif_indexed"] = lif_block_with(IndexedLIF, args.d_model, args.d_state).to(device)
     print(f"device={torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
     print(f"cpu_threads={torch.get_num_threads()}")
     print(f"cpu_count={os.cpu_count()}")

@@ -1,14 +1,17 @@
-"""Training throughput of the ListOps config and peak memory of the Path-X config.
+"""Training throughput of the ListOps config (the paper's block and the fast variant side by
+side) and peak memory of the Path-X config.
 
     python benchmarks/train.py                                  # both, as shipped
     python benchmarks/train.py --pathx-config my/pathx.yaml     # another Path-X config
     python benchmarks/train.py --skip-pathx --batch 32          # ListOps at the config's batch
 
-ListOps: the model of ``configs/lra/listops.yaml`` (its ``model:`` section, built by
-jsonargparse as the CLI builds it) trains on synthetic ListOps-shaped batches (random tokens,
-every sequence full length) at batch 8 and length 2048 by default: the setting the paper's
-implementation was timed at (3.3-3.6 s per step on a 2-core CPU). A step is forward, backward
-and the AdamW update. Path-X: the model of ``configs/lra/pathx.yaml`` trains a few steps at
+ListOps: the model of ``configs/lra/listops.yaml`` (the authors' experiment: S4 DPLR kernel,
+two branches) and of the same config with ``configs/model/fast.yaml`` (S4D kernel, one branch),
+each built by jsonargparse from the configs' ``model:`` sections as the CLI builds it, train on
+synthetic ListOps-shaped batches (random tokens, every sequence full length) at batch 8 and
+length 2048 by default: the setting the paper's implementation was timed at (3.3-3.6 s per
+step on a 2-core CPU). The two are timed interleaved in one run; ``listops_paper_over_fast``
+is their ratio. A step is forward, backward and the AdamW update. Path-X: the model of ``configs/lra/pathx.yaml`` trains a few steps at
 batch 2 and length 16384 (1 input channel) in a subprocess; its peak resident set size is the
 child's own ``ru_maxrss``. On a GPU every run uses CUDA events and is repeated in
 ``bf16-mixed``; Path-X also reports the peak CUDA memory.
@@ -50,19 +53,25 @@ from pspikessm.optim import parameter_groups
 
 ROOT = HERE.parent
 PAPER_LISTOPS_S_PER_STEP = (3.3, 3.6)  # the paper's code, batch 8, L=2048, this 2-core CPU
+FAST = ROOT / "configs/model/fast.yaml"
 
 
-def build_module(config: Path, **linked: int) -> SequenceClassifier:
-    """The LightningModule of ``config``'s ``model:`` section; ``linked`` stands in for what
-    the data module would link (num_classes, vocab_size, d_input)."""
-    if not config.exists():
-        raise FileNotFoundError(f"{config}: config not found; pass its path (see --help)")
-    model = yaml.safe_load(config.read_text())["model"]
-    model["backbone"].setdefault("init_args", {}).update(linked)
-    model["num_classes"] = linked["num_classes"]
+def build_module(*configs: Path, **linked: int) -> SequenceClassifier:
+    """The LightningModule of the configs' ``model:`` sections, merged in order as the CLI
+    merges them (later files win); ``linked`` stands in for what the data module would link
+    (num_classes, vocab_size, d_input)."""
     parser = ArgumentParser()
     parser.add_class_arguments(SequenceClassifier, "model")
-    return parser.instantiate(parser.parse_object({"model": model})).model
+    merged = None
+    for config in configs:
+        if not config.exists():
+            raise FileNotFoundError(f"{config}: config not found; pass its path (see --help)")
+        model = yaml.safe_load(config.read_text())["model"]
+        merged = parser.parse_object({"model": model}, namespace=merged, defaults=merged is None)
+    for name, value in linked.items():
+        merged[f"model.backbone.init_args.{name}"] = value
+    merged["model.num_classes"] = linked["num_classes"]
+    return parser.instantiate(merged).model
 
 
 def make_step(
@@ -103,25 +112,27 @@ def synthetic_batch(
 
 
 def listops(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, float]:
-    torch.manual_seed(0)
-    module = build_module(args.listops_config, num_classes=10, vocab_size=args.vocab_size).to(
-        device
-    )
-    module.train()
     batch = synthetic_batch(args.batch, args.length, 10, device, args.vocab_size)
-    times = time_interleaved(
-        {"step": make_step(module, batch, precision)}, device, args.repeats, args.warmup
-    )
-    seconds = median(times["step"]["wall"])
+    steps = {}
+    for name, configs in (("paper", [args.listops_config]), ("fast", [args.listops_config, FAST])):
+        torch.manual_seed(0)
+        module = build_module(*configs, num_classes=10, vocab_size=args.vocab_size).to(device)
+        steps[name] = make_step(module.train(), batch, precision)
+    times = time_interleaved(steps, device, args.repeats, args.warmup)
     tag = "" if precision == "32" else "_bf16"
-    results = {
-        f"listops{tag}_s_per_step": seconds,
-        f"listops{tag}_samples_per_s": args.batch / seconds,
-    }
-    if device.type == "cpu":
-        results["listops_cpu_s_per_step"] = median(times["step"]["cpu"])
-        if args.batch == 8 and args.length == 2048:
-            results["listops_speedup_vs_paper"] = PAPER_LISTOPS_S_PER_STEP[0] / seconds
+    results = {}
+    for name in steps:
+        seconds = median(times[name]["wall"])
+        results[f"listops_{name}{tag}_s_per_step"] = seconds
+        results[f"listops_{name}{tag}_samples_per_s"] = args.batch / seconds
+        if device.type == "cpu":
+            results[f"listops_{name}_cpu_s_per_step"] = median(times[name]["cpu"])
+    ratios = [p / f for p, f in zip(times["paper"]["wall"], times["fast"]["wall"], strict=True)]
+    results[f"listops_paper_over_fast{tag}"] = median(ratios)
+    if device.type == "cpu" and args.batch == 8 and args.length == 2048:
+        for name in steps:
+            seconds = results[f"listops_{name}_s_per_step"]
+            results[f"listops_{name}_speedup_vs_paper_code"] = PAPER_LISTOPS_S_PER_STEP[0] / seconds
     emit(results)
     return results
 
@@ -179,7 +190,8 @@ def table(results: dict[str, float], args: argparse.Namespace, precisions: list[
     paper = "–".join(f"{t:g}" for t in PAPER_LISTOPS_S_PER_STEP)
     return (
         f"## Training (`{command_line()}`)\n\n"
-        f"ListOps: `{args.listops_config.relative_to(ROOT)}`'s model, synthetic batches of "
+        f"ListOps: `{args.listops_config.relative_to(ROOT)}`'s model (`paper`) and the same "
+        f"with `configs/model/fast.yaml` (`fast`), timed interleaved, synthetic batches of "
         f"{args.batch} full-length sequences of {args.length} tokens (vocabulary "
         f"{args.vocab_size}); a step is forward, backward and the AdamW update; median of "
         f"{args.repeats} steps after {args.warmup} warm-up (`_cpu_` entries: the process's CPU "

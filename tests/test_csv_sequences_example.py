@@ -175,7 +175,7 @@ def test_tokens_and_protocol_without_files(tmp_path, example):
     write_csv(tmp_path / "train" / "a" / "0.csv", [[1], [4], [0]])
     write_csv(tmp_path / "train" / "b" / "0.csv", [[2], [3]])
     write_csv(tmp_path / "train" / "b" / "1.csv", [[2], [2]])
-    data = csv_sequences.CSVSequenceDataModule(tmp_path, vocab_size=5, val_fraction=0.3)
+    data = csv_sequences.CSVSequenceDataModule(tmp_path, vocab_size=5, val_fraction=0.5)
     data.setup("fit")
     sequence, _ = data.datasets["train"][0]
     assert sequence.dtype == torch.int64 and sequence.ndim == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pspikessm.models import cauchy
+from pspikessm.models.cauchy import cauchy_sums, cauchy_sums_reference
 from pspikessm.models.diagonal_kernel import DiagonalSSMKernel, power_split
-from pspikessm.models.dplr_kernel import cauchy_sums, cauchy_sums_reference
 from pspikessm.models.fft_conv import (
     FFTConvolution,
     fast_fft_size,
@@ -189,9 +190,11 @@ def test_stochastic_spike_bfloat16_and_hooks_see_spikes():
     torch.testing.assert_close(sampler(x.detach()), x.detach().clamp(0, 1))
 
 
+@pytest.mark.parametrize("chunk", [1 << 22, 24])  # one chunk; several (2 frequencies each)
 @pytest.mark.parametrize("shared", [True, False])
-def test_cauchy_sums_match_complex_autograd(shared: bool):
+def test_cauchy_sums_match_complex_autograd(shared: bool, chunk: int, monkeypatch):
     """The DPLR kernel's hand-written Cauchy backward equals complex autograd (float64)."""
+    monkeypatch.setattr(cauchy, "CHUNK_ELEMENTS", chunk)
     torch.manual_seed(4)
     heads, frequencies, modes, rows = 3, 9, 4, 6
     v = torch.randn(rows, heads, modes, dtype=torch.complex128, requires_grad=True)

@@ -75,7 +75,7 @@ def test_mnist_pipeline_learns_handwritten_digits(tmp_path, one_thread):
         [
             f"--config={CONFIGS / 'mnist/smnist.yaml'}",
             f"--data.data_dir={tmp_path / 'mnist'}",
-            "--data.val_size=100",
+            "--data.val_fraction=0.0625",
             "--data.batch_size=32",
             "--model.lr=0.02",
             "--model.scheduler=cosine",

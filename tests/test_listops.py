@@ -1,58 +1,14 @@
-"""ListOps: the generator's targets, the LRA reader, the cache and the errors for bad input."""
+"""ListOps: the LRA reader, the vocabulary, the cache and the errors for bad input."""
 
 from __future__ import annotations
 
-import random
-import statistics
 from pathlib import Path
 
 import pytest
 import torch
 
 from pspikessm.data.listops import ListOpsDataModule, tokenize
-from pspikessm.data.listops_generator import (
-    ListOpsGeneratorConfig,
-    generate_rows,
-    main as make_listops,
-)
-
-
-def evaluate_source(source: str) -> int:
-    """An independent evaluator: a stack machine over the tokens of the LRA string."""
-    stack: list[list] = []
-    value = None
-    for token in source.replace("(", " ").replace(")", " ").split():
-        if token.startswith("["):
-            stack.append([token])
-        elif token == "]":
-            operator, *arguments = stack.pop()
-            value = {
-                "[MIN": min,
-                "[MAX": max,
-                "[MED": lambda a: int(statistics.median(a)),
-                "[SM": lambda a: sum(a) % 10,
-            }[operator](arguments)
-            if stack:
-                stack[-1].append(value)
-        else:
-            stack[-1].append(int(token)) if stack else None
-            value = int(token) if not stack else value
-    assert not stack
-    return value
-
-
-def test_generator_targets_equal_independent_evaluation() -> None:
-    config = ListOpsGeneratorConfig(min_length=5, max_length=200, max_depth=5, max_args=6)
-    rows = generate_rows(config, 500, random.Random(1), set())
-    assert len({source for source, _ in rows}) == 500
-    for source, target in rows:
-        assert evaluate_source(source) == target, source
-        length = len(tokenize(source))
-        assert config.min_length < length < config.max_length
-    # Every operator appears, and targets cover several classes.
-    text = " ".join(source for source, _ in rows)
-    assert all(op in text for op in ("[MIN", "[MAX", "[MED", "[SM"))
-    assert len({target for _, target in rows}) == 10
+from pspikessm.data.listops_generator import ListOpsGeneratorConfig
 
 
 def test_generated_rows_load_in_the_data_module(listops_dir: Path) -> None:
@@ -135,31 +91,9 @@ def test_generation_when_files_are_absent(tmp_path: Path) -> None:
         num_train=20, num_val=5, num_test=5, min_length=3, max_length=20, max_depth=2
     )
     data = ListOpsDataModule(data_dir=tmp_path / "generated", generate=config)
-    assert data.vocab_size > 3  # the CLI's link reads this at instantiation
+    assert data.vocab_size == 18  # the grammar's: the CLI's link reads it before any file
+    assert not (tmp_path / "generated").exists()
+    data.prepare_data()  # generation happens here, on rank 0 only
     assert (tmp_path / "generated" / "basic_train.tsv").exists()
-
-
-def test_make_listops_command(tmp_path: Path, capsys) -> None:
-    make_listops(
-        [
-            "--out",
-            str(tmp_path),
-            "--num-train",
-            "10",
-            "--num-val",
-            "3",
-            "--num-test",
-            "3",
-            "--min-length",
-            "3",
-            "--max-length",
-            "30",
-            "--max-depth",
-            "3",
-            "--seed",
-            "4",
-        ]
-    )
-    lines = (tmp_path / "basic_train.tsv").read_text().splitlines()
-    assert lines[0] == "Source\tTarget" and len(lines) == 11
-    assert "basic_test.tsv" in capsys.readouterr().out
+    data.setup("fit")
+    assert len(data.datasets["train"]) == 20

@@ -15,6 +15,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import fast_trainer_args, tiny_model_args
+from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main
 from pspikessm.data import ListOpsDataModule
 
@@ -143,3 +144,30 @@ def test_one_process_shuffle_depends_on_seed_and_epoch_only(listops_dir):
 
     assert torch.equal(epoch_order(1), epoch_order(1))
     assert not torch.equal(epoch_order(0), epoch_order(1))
+
+
+@pytest.mark.slow
+def test_ddp_processes_stop_together_when_one_is_signalled(listops_dir, tmp_path):
+    """SIGTERM reaches process 1 only: both save one last.ckpt and exit 75; the run resumes."""
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests'}")
+    env["PSPIKESSM_PROBE_DIR"] = str(tmp_path / "probe")
+    command = [
+        sys.executable, "-m", "pspikessm", "fit", *run_args(listops_dir, tmp_path / "logs"),
+        "--config", str(PRESETS / "ddp.yaml"),
+        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.sync_batchnorm=false",
+        "--trainer.precision=32-true", "--trainer.logger.init_args.version=run",
+        "--ckpt_path=last",
+    ]  # fmt: skip
+    last = tmp_path / "logs" / "quickstart" / "run" / "checkpoints" / "last.ckpt"
+    faulty = {**env, "PSPIKESSM_FAULT": "SIGTERM:train:3:1"}
+    stopped = subprocess.run(
+        [*command, "--trainer.callbacks+=fault_injection.InjectFault"],
+        env=faulty, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert stopped.returncode == PREEMPTED_EXIT_CODE, stopped.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    resumed = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["global_step"] == 6

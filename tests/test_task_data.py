@@ -54,7 +54,7 @@ def test_idx_round_trip_and_bad_magic(tmp_path):
 
 def test_mnist_split_shapes_and_pixels(tmp_path):
     random_mnist(tmp_path, num_train=40, num_test=10)
-    module = MNISTDataModule(tmp_path, val_size=6, download=False)
+    module = MNISTDataModule(tmp_path, val_fraction=0.15, download=False)
     assert (module.num_classes, module.vocab_size, module.d_input) == (10, 0, 1)
     train, val, test = splits(module)
     assert (len(train), len(val), len(test)) == (34, 6, 10)
@@ -75,11 +75,11 @@ def test_bitrev_permutation_is_s4s():
 
 def test_psmnist_applies_the_permutation(tmp_path):
     random_mnist(tmp_path, num_train=12, num_test=4)
-    plain = MNISTDataModule(tmp_path, val_size=2, download=False)
-    permuted = MNISTDataModule(tmp_path, val_size=2, permutation="bitrev", download=False)
+    plain = MNISTDataModule(tmp_path, val_fraction=0.2, download=False)
+    permuted = MNISTDataModule(tmp_path, val_fraction=0.2, permutation="bitrev", download=False)
     (x, _), (y, _) = splits(plain)[2][1], splits(permuted)[2][1]
     assert torch.equal(y, x[bitrev_permutation()])
-    seeded = MNISTDataModule(tmp_path, val_size=2, permutation="random", permutation_seed=3)
+    seeded = MNISTDataModule(tmp_path, val_fraction=0.2, permutation="random", permutation_seed=3)
     assert torch.equal(
         seeded.order(), MNISTDataModule(tmp_path, permutation="random", permutation_seed=3).order()
     )
@@ -91,10 +91,10 @@ def test_psmnist_applies_the_permutation(tmp_path):
 
 def test_cifar_grayscale_split_and_normalisation(tmp_path):
     write_cifar(tmp_path, per_batch=12)
-    train, val, test = splits(CIFAR10DataModule(tmp_path, val_size=10, download=False))
-    assert (len(train), len(val), len(test)) == (50, 10, 12)
+    train, val, test = splits(CIFAR10DataModule(tmp_path, val_fraction=0.1, download=False))
+    assert (len(train), len(val), len(test)) == (54, 6, 12)
     pixels = torch.stack([x for x, _ in train])
-    assert pixels.shape == (50, 1024, 1)
+    assert pixels.shape == (54, 1024, 1)
     assert abs(float(pixels.mean())) < 1e-4 and abs(float(pixels.std()) - 1) < 1e-3
     with (tmp_path / "cifar-10-batches-py/test_batch").open("rb") as handle:
         batch = pickle.load(handle, encoding="bytes")
@@ -110,7 +110,7 @@ def test_cifar_bad_pickle_names_the_file(tmp_path):
     write_cifar(tmp_path, per_batch=2)
     (tmp_path / "cifar-10-batches-py/data_batch_3").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="data_batch_3"):
-        CIFAR10DataModule(tmp_path, val_size=1).setup("fit")
+        CIFAR10DataModule(tmp_path, val_fraction=0.1).setup("fit")
 
 
 # --- IMDB ----------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_cache_reused_and_invalidated_by_settings(tmp_path, monkeypatch):
     write_imdb(tmp_path, per_class=3)
     IMDBDataModule(tmp_path, max_length=30).prepare_data()
     first = set((tmp_path / ".cache").iterdir())
-    monkeypatch.setattr(IMDBDataModule, "_build", lambda *a: pytest.fail("cache not reused"))
+    monkeypatch.setattr(IMDBDataModule, "build", lambda *a: pytest.fail("cache not reused"))
     IMDBDataModule(tmp_path, max_length=30).prepare_data()
     monkeypatch.undo()
     IMDBDataModule(tmp_path, max_length=31).prepare_data()
@@ -301,7 +301,7 @@ def test_mnist_label_outside_the_classes_is_an_error(tmp_path):
     random_mnist(tmp_path, num_train=4, num_test=2)
     write_idx(tmp_path / "MNIST/raw/t10k-labels-idx1-ubyte", np.array([3, 10]))
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: label 10 outside 0-9"):
-        MNISTDataModule(tmp_path, val_size=1).prepare_data()
+        MNISTDataModule(tmp_path, val_fraction=0.25).prepare_data()
 
 
 def test_speech_commands_list_entry_outside_the_words_is_an_error(speech_dir):

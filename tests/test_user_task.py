@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import fast_trainer_args
-from pspikessm.cli import cli_main
+from pspikessm.cli import cli_main, main
 from pspikessm.data.protocol import protocol_value
 from pspikessm.module import SequenceClassifier
 
@@ -130,8 +130,20 @@ def test_checkpoint_of_a_backbone_without_linked_parameters_reloads(tmp_path, mo
 def test_missing_num_classes_is_a_clear_error(tmp_path, monkeypatch):
     config = write_user_task(tmp_path, "user_task_c", monkeypatch)
     args = ["--data=user_task_c.NoClasses", *fast_trainer_args(tmp_path)]
-    with pytest.raises(ValueError, match=r"user_task_c\.NoClasses has no `num_classes`"):
+    with pytest.raises(
+        AttributeError, match=r"user_task_c\.NoClasses has no `num_classes`"
+    ) as raised:
         cli_main(["--config", str(config), *args], run=False)
+    assert "compute_fn" not in str(raised.value)  # not wrapped in jsonargparse's link error
+
+
+def test_energy_takes_a_user_data_module_that_fit_takes(tmp_path, monkeypatch, capsys):
+    config = write_user_task(tmp_path, "user_task_e", monkeypatch)
+    args = ["--config", str(config), *fast_trainer_args(tmp_path)]
+    cli_main(["fit", *args])
+    capsys.readouterr()
+    main(["energy", *args, "--ckpt_path", "last", "--split", "val"])
+    assert "non-spiking / spiking energy" in capsys.readouterr().out
 
 
 class _Data:

@@ -27,8 +27,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from pspikessm.data import SequenceDataModule
-from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedSequences
+from pspikessm.data.errors import DataNotFound
+from pspikessm.data.splits import check_fraction, seeded_split
 
 SUFFIXES = (".csv", ".npy")
 
@@ -104,6 +105,8 @@ class CSVSequenceDataModule(SequenceDataModule):
         **kwargs: see :class:`pspikessm.data.SequenceDataModule`.
     """
 
+    cache_name = "csv-sequences"
+
     def __init__(
         self,
         data_dir: str | Path = "data/toy-csv",
@@ -116,15 +119,12 @@ class CSVSequenceDataModule(SequenceDataModule):
         **kwargs,
     ) -> None:
         super().__init__(data_dir=data_dir, **kwargs)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
         self._classes = list(classes) if classes is not None else None
         self._d_input = d_input
         self.vocab_size = vocab_size
         self.max_length = max_length
         self.normalize = normalize and vocab_size == 0
-        self.val_fraction = val_fraction
-        self._cache: dict | None = None
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
 
     # The data protocol (pspikessm.data.protocol), read by the CLI before setup().
     @property
@@ -147,64 +147,69 @@ class CSVSequenceDataModule(SequenceDataModule):
     def _train_files(self) -> dict[str, list[Path]]:
         files = list_split(self.data_dir / "train")
         if not files:
-            raise FileNotFoundError(
-                f"no class folders in {self.data_dir / 'train'}; expected "
-                "train/<class name>/<sequence>.csv|.npy (see examples/csv_sequences/README.md)"
+            folder = self.data_dir / "train"
+            raise DataNotFound(
+                f"no class folders in {folder}; expected train/<class name>/<sequence>.csv|.npy "
+                "(see examples/csv_sequences/README.md)",
+                [folder],
+                partial=False,
             )
         return files
 
-    def prepare_data(self) -> None:
-        self.preprocessed()
+    def _split_files(self) -> dict[str, dict[str, list[Path]]]:
+        """Split → class name → its files (empty for an absent val/ or test/ folder)."""
+        return {
+            "train": self._train_files(),
+            **{s: list_split(self.data_dir / s) for s in ("val", "test")},
+        }
 
-    def load_split(self, split: str) -> PackedSequences:
-        state = self.preprocessed().get(split)
-        if state is None:
-            raise FileNotFoundError(f"no {split}/ folder with class folders in {self.data_dir}")
-        return PackedSequences(**state)
+    # The skeleton of pspikessm.data.SequenceDataModule: sources → build → cache.
+    def sources(self) -> list[Path]:
+        return [
+            f for split in self._split_files().values() for files in split.values() for f in files
+        ]
 
-    def preprocessed(self) -> dict:
-        """All splits read, checked and packed once, cached under ``data_dir/.cache``."""
-        if self._cache is None:
-            splits = {s: list_split(self.data_dir / s) for s in ("val", "test")}
-            splits["train"] = self._train_files()
-            sources = [f for split in splits.values() for files in split.values() for f in files]
-            settings = {
-                "task": "csv-sequences",
-                "v": 1,
-                "classes": self.classes,
-                "d_input": self.d_input,
-                "vocab_size": self.vocab_size,
-                "max_length": self.max_length,
-                "normalize": self.normalize,
-                "val_fraction": self.val_fraction,
-                "seed": self.seed,
-            }
-            key = cache_key(settings, sources)
-            path = self.data_dir / ".cache" / f"csv-sequences-{key}.pt"
-            self._cache = load_or_build(path, lambda: self._build(splits))
-        return self._cache
+    def settings(self) -> dict:
+        return {
+            "classes": self.classes,
+            "d_input": self.d_input,
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "normalize": self.normalize,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+        }
 
-    def _build(self, splits: dict[str, dict[str, list[Path]]]) -> dict:
-        read = {split: self._read_split(split, files) for split, files in splits.items() if files}
+    def build(self, part: str) -> dict:
+        """All splits read, checked, normalised and packed (cached under ``cache_dir``)."""
+        files = self._split_files()
+        read = {split: self._read_split(split, f) for split, f in files.items() if f}
         if "val" not in read:
-            read["val"], read["train"] = self._hold_out(*read["train"])
-        cache: dict = {}
+            sequences, targets = read["train"]
+            parts = seeded_split(len(targets), self.seed, val=self.val_fraction)
+            read.update(
+                {
+                    name: ([sequences[i] for i in index], [targets[i] for i in index])
+                    for name, index in parts.items()
+                }
+            )
         if self.normalize:
             steps = torch.cat(read["train"][0])  # (total steps, C)
             mean, std = steps.mean(0), steps.std(0).clamp_min(1e-8)
             read = {s: ([(x - mean) / std for x in xs], ys) for s, (xs, ys) in read.items()}
-        for split, (sequences, targets) in read.items():
-            cache[split] = PackedSequences.from_list(sequences, targets).state()
-        return cache
+        return {
+            split: PackedSequences.from_list(sequences, targets).state()
+            for split, (sequences, targets) in read.items()
+        }
 
-    def _hold_out(
-        self, sequences: list[torch.Tensor], targets: list[int]
-    ) -> tuple[tuple[list[torch.Tensor], list[int]], tuple[list[torch.Tensor], list[int]]]:
-        """Split the training files into (validation, training), seeded by ``seed``."""
-        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(self.seed))
-        n_val = max(1, round(self.val_fraction * len(targets)))
-        parts = order[:n_val].tolist(), order[n_val:].tolist()
-        return tuple(([sequences[i] for i in part], [targets[i] for i in part]) for part in parts)
+    def load_split(self, split: str) -> PackedSequences:
+        state = self.preprocessed().get(split)
+        if state is None:
+            folder = self.data_dir / split
+            raise DataNotFound(
+                f"no {split}/ folder with class folders in {self.data_dir}", [folder], False
+            )
+        return PackedSequences(**state)
 
     def _read_split(
         self, split: str, files: dict[str, list[Path]]

@@ -6,42 +6,49 @@ Examples::
     pspikessm fit --config configs/lra/listops.yaml --data.data_dir data/lra_release
     pspikessm fit --config configs/quickstart.yaml --ckpt_path last      # resume
     pspikessm fit --config configs/lra/listops.yaml --config configs/trainer/ddp.yaml  # all GPUs
-    pspikessm test --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt
+    pspikessm test --config configs/quickstart.yaml --ckpt_path last     # newest run's last.ckpt
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
-    pspikessm energy --config configs/quickstart.yaml --ckpt_path logs/quickstart/version_0/checkpoints/last.ckpt [--split test]
+    pspikessm prepare --config configs/lra/text.yaml                    # data, before training
+    pspikessm energy --config configs/quickstart.yaml --ckpt_path last [--split test]
+
+A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import re
 import sys
+import warnings
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
+from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
+from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
+from pspikessm.callbacks.run_record import RunConfigRecord
+from pspikessm.checkpoint_io import use_atomic_checkpoints
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.data.listops_generator import main as make_listops_main
+from pspikessm.data.prepare import main as prepare_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
+from pspikessm.energy_cli import main as energy_main
 from pspikessm.module import SequenceClassifier
+from pspikessm.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
 
+log = logging.getLogger(__name__)
 
-def _energy_main(argv: list[str]) -> None:
-    from pspikessm.callbacks.energy_command import main as energy_main  # needs this module
-
-    energy_main(argv)
-
-
-#: Commands that are not Trainer subcommands: name → ``main(argv)``.
+#: Commands that are not Trainer subcommands: name → ``main(argv)``. A tool that builds the
+#: training CLI is given its class here (it does not import this module: no import circle).
 TOOLS: dict[str, Callable[[list[str]], None]] = {
     "make-listops": make_listops_main,
-    "energy": _energy_main,
+    "prepare": lambda argv: prepare_main(argv, PSpikeSSMCLI),
+    "energy": lambda argv: energy_main(argv, PSpikeSSMCLI),
 }
 
 
@@ -70,22 +77,99 @@ class PSpikeSSMCLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
                 "checkpoint.auto_insert_metric_name": False,
+                # One last.ckpt per run folder, always the newest state (a resumed run would
+                # otherwise write last-v1.ckpt and leave last.ckpt behind).
+                "checkpoint.enable_version_counter": False,
             }
         )
 
-    def instantiate_classes(self) -> None:
-        super().instantiate_classes()
-        _forget_skipped_links(self.model)
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        # As LightningCLI's, without its warning about `args` and sys.argv both being set:
+        # main() passes the command line on purpose.
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args)
+        else:
+            self.config = parser.parse_args(args)
+        # Next, LightningCLI would replace the model options with the hyperparameters saved
+        # in a --ckpt_path file, silently overriding the command line (d_model 32 ran with
+        # 64). The path is held back until the classes are built: the command line's model
+        # is used, and a checkpoint of another architecture is an error when it loads.
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self._ckpt_path = self.config[subcommand].get("ckpt_path")
+            self.config[subcommand].ckpt_path = None
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit":
-            config = self.config["fit"]
-            if config.get("ckpt_path") == "last":
-                _reuse_latest_version(config)
-            if config.trainer.get("fast_dev_run"):
-                # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
-                # with its dummy logger into ./checkpoints of the working directory.
-                config.checkpoint.save_last = False
+        if self.subcommand is None:
+            return
+        config = self.config[self.subcommand]
+        config.ckpt_path = self._ckpt_path
+        if config.get("ckpt_path") == "last":
+            self._resolve_last(config)
+        if self.subcommand != "fit":
+            # The checkpoint callback's saved state (best and last paths) is for fit only.
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+        elif self.subcommand == "fit" and not config.get("ckpt_path"):
+            _refuse_to_overwrite(config)
+        if self.subcommand == "fit" and config.trainer.get("fast_dev_run"):
+            # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
+            # with its dummy logger into ./checkpoints of the working directory.
+            config.checkpoint.save_last = False
+
+    def _resolve_last(self, config: Namespace) -> None:
+        """``--ckpt_path last``: the newest run's last.ckpt; ``fit`` continues in its folder."""
+        found = find_last_checkpoint(config)
+        if found.path is not None and self.subcommand == "fit":
+            continue_run(config, found)
+            # Expected when resuming: the folder holds the run's checkpoints.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+        elif found.path is not None:
+            config.ckpt_path = str(found.path)
+        elif self.subcommand == "fit":
+            log.info("--ckpt_path last: no %s yet, starting a new run", found.looked)
+            config.ckpt_path = None
+        else:
+            raise FileNotFoundError(
+                f"--ckpt_path last: no checkpoint at {found.looked}. Train first "
+                "(pspikessm fit with the same --config), or give the checkpoint's path."
+            )
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            # jsonargparse wraps what a link's function raised in a long "Call to compute_fn
+            # of link ..." message; the data module's own error says what to fix.
+            if error.__cause__ is not None and str(error).startswith("Call to compute_fn"):
+                raise error.__cause__ from None
+            raise
+        _forget_skipped_links(self.model)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
+
+    def _before_run(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunConfigRecord):
+                callback.note_existing_files(self.trainer)
+
+    # LightningCLI calls before_<subcommand>() just before running it.
+    before_fit = before_validate = before_test = before_predict = _before_run
+
+
+def _refuse_to_overwrite(config: Namespace) -> None:
+    """A new ``fit`` in a run folder that already holds a run's last.ckpt would overwrite it."""
+    if config.trainer.get("fast_dev_run"):
+        return
+    folder = fixed_checkpoint_folder(config)
+    if folder is not None and (folder / "last.ckpt").is_file():
+        raise FileExistsError(
+            f"{folder / 'last.ckpt'} exists: that run folder holds a run already. Continue it "
+            "with --ckpt_path last, or start a new one under another "
+            "trainer.logger.init_args.version (or checkpoint.dirpath)."
+        )
 
 
 def _forget_skipped_links(model: SequenceClassifier) -> None:
@@ -93,7 +177,7 @@ def _forget_skipped_links(model: SequenceClassifier) -> None:
 
     jsonargparse skips a link whose target parameter the chosen backbone lacks, but Lightning
     still records the linked value among the hyperparameters, and a checkpoint would then fail
-    to reload (``--ckpt_path``, ``load_from_checkpoint``): "Option 'vocab_size' is not accepted".
+    to reload (``load_from_checkpoint``): "Option 'vocab_size' is not accepted".
     """
     saved = model.hparams.get("backbone")
     if not isinstance(saved, dict) or not isinstance(saved.get("init_args"), dict):
@@ -114,58 +198,59 @@ def _forget_skipped_links(model: SequenceClassifier) -> None:
         model.save_hyperparameters({**model.hparams, "backbone": {**saved, "init_args": init_args}})
 
 
-def _reuse_latest_version(config: Namespace) -> None:
-    """Make ``fit --ckpt_path last`` continue the newest run folder of its TensorBoard logger.
+def cli_main(
+    args: list[str] | None = None,
+    run: bool = True,
+    cli_class: type[PSpikeSSMCLI] = PSpikeSSMCLI,
+    **kwargs: Any,
+) -> PSpikeSSMCLI:
+    """Run the CLI on ``args`` (default: ``sys.argv[1:]``); tests call this directly.
 
-    Without this, the logger opens a new ``version_N`` folder, where no ``last.ckpt`` exists.
+    ``kwargs`` go to ``cli_class`` (a :class:`PSpikeSSMCLI`), for example
+    ``save_config_callback=None``.
     """
-    logger = config.trainer.get("logger")
-    if not logger or isinstance(logger, (bool, list)):
-        return
-    init_args = logger.get("init_args", {})
-    if init_args.get("version") is not None:
-        return
-    run_root = Path(init_args.get("save_dir", "logs")) / (init_args.get("name") or "")
-    versions = [
-        (int(match.group(1)), path)
-        for path in run_root.glob("version_*")
-        if (match := re.fullmatch(r"version_(\d+)", path.name))
-        and (path / "checkpoints" / "last.ckpt").exists()
-    ]
-    if versions:
-        init_args["version"] = max(versions)[0]
+    options = {
+        # Any data module following pspikessm.data.protocol.
+        "subclass_mode_data": True,
+        # One optimiser mechanism: SequenceClassifier.configure_optimizers with the parameter
+        # groups of tag_optim; no --optimizer/--lr_scheduler that would bypass it.
+        "auto_configure_optimizers": False,
+        "save_config_callback": RunConfigRecord,
+        **kwargs,
+    }
+    return cli_class(SequenceClassifier, LightningDataModule, args=args, run=run, **options)
 
 
-def cli_main(args: list[str] | None = None, run: bool = True) -> PSpikeSSMCLI:
-    """Run the CLI on ``args`` (default: ``sys.argv[1:]``); tests call this directly."""
-    return PSpikeSSMCLI(
-        SequenceClassifier,
-        LightningDataModule,  # any data module following pspikessm.data.protocol
-        subclass_mode_data=True,
-        # One optimiser mechanism: SequenceClassifier.configure_optimizers with the
-        # parameter groups of tag_optim; no --optimizer/--lr_scheduler that would bypass it.
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-    )
+def _no_lightning_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_start_up() -> None:
+    """Keep the console for the run: the package's INFO lines; no product tips, no dependency
+    deprecation warnings that a user cannot act on."""
+    package_log = logging.getLogger("pspikessm")
+    if not package_log.handlers:
+        package_log.addHandler(logging.StreamHandler())
+        package_log.setLevel(logging.INFO)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_lightning_tip)
+    # Lightning 2.6 on torch >= 2.10 (its own use of a deprecated torch class).
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
-    # The package logs through `logging`; a command line shows its INFO lines.
-    package_log = logging.getLogger("pspikessm")
-    if not package_log.handlers:
-        package_log.addHandler(logging.StreamHandler())
-        package_log.setLevel(logging.INFO)
-    if argv and argv[0] in TOOLS:
-        TOOLS[argv[0]](argv[1:])
-        return
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("Data tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
-    cli_main(argv)
+    quiet_start_up()
+    try:
+        if argv and argv[0] in TOOLS:
+            TOOLS[argv[0]](argv[1:])
+            return
+        if argv and argv[0] in ("-h", "--help"):
+            print(__doc__)
+            print("Data tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
+        cli_main(argv)
+    except SIGTERMException:  # also Lightning's own, which carries no exit status
+        sys.exit(PREEMPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,9 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
+from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
-from pspikessm.spike_training import (
-    check_sampling_options,
-    sampled_loss,
-    set_sampling,
-    warmup_sampling,
-)
+from pspikessm.spike_training import check_options, sampled_loss, set_sampling, warmup_sampling
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -29,7 +25,6 @@ EvalMode = Literal["sample", "expected", "mc"]
 EVAL_MODES = get_args(EvalMode)
 Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
 SCHEDULERS = get_args(Scheduler)
-SETTINGS_KEY = "backbone_settings"  # checkpoint entry holding the backbone's architecture
 
 
 class SequenceClassifier(L.LightningModule):
@@ -64,15 +59,14 @@ class SequenceClassifier(L.LightningModule):
             reproducible and leaves the training RNG untouched. None: unseeded.
         compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
             parameter names, hence checkpoints, are those of the plain backbone).
-        spike_warmup_steps: expectation warm-up: neurons with a ``sampling`` attribute (the
-            SpikeSampler) output ``p + α (s - p)`` in training, α rising linearly from 0
-            (firing probabilities) at step 0 to 1 (spikes) at this step; evaluation always
-            samples. 0 (the paper's): spikes from the start.
-        train_samples: spike samples per training step: the loss is averaged over this many
-            forward passes of the batch, each with its own spikes (its gradient is the mean of
-            their gradients). 1: the paper's.
-        antithetic: draw the samples in antithetic pairs: the second pass of a pair uses
-            ``1 - u`` of the first one's uniforms ``u`` (``train_samples`` even).
+        reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
+            a fresh optimiser and schedule at its step (off: an error naming the settings;
+            equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
+        spike_warmup_steps, train_samples, antithetic: how training draws spikes
+            (:mod:`pspikessm.spike_training`; the defaults are the paper's): spikes blended
+            with their probabilities, ``p + α (s - p)``, α rising from 0 to 1 over
+            ``spike_warmup_steps`` (evaluation always samples); the loss averaged over
+            ``train_samples`` spike samples, drawn in pairs ``u``, ``1 - u`` if ``antithetic``.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -101,6 +95,7 @@ class SequenceClassifier(L.LightningModule):
         mc_samples: int = 16,
         eval_seed: int | None = 0,
         compile: bool = False,
+        reset_optimizer: bool = False,
         spike_warmup_steps: int = 0,
         train_samples: int = 1,
         antithetic: bool = False,
@@ -112,7 +107,7 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
-        check_sampling_options(backbone, train_samples, antithetic)
+        check_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
         with warnings.catch_warnings():
@@ -121,14 +116,23 @@ class SequenceClassifier(L.LightningModule):
         if isinstance(self.hparams.get("backbone"), nn.Module):
             self.remove_ignored_hparams(["backbone"])
         self.backbone = backbone
-        self.train_acc = MulticlassAccuracy(num_classes)
-        self.val_acc = MulticlassAccuracy(num_classes)
-        self.test_acc = MulticlassAccuracy(num_classes)
+        # average="micro": the fraction of correct predictions, as LRA and the paper report;
+        # torchmetrics' default ("macro") is the mean of per-class recalls, another number.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
+        # The training epoch's running loss and accuracy are in checkpoints too, so an epoch
+        # resumed part-way reports the whole epoch (and they restart with each new epoch).
+        self.train_loss = MeanMetric(dist_sync_on_step=True)  # step values: the global batch
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
+        self._trained_this_epoch = False
         self._resumed_rng_state: dict | None = None
+        self._resume_guard = ResumeGuard()  # architecture and optimiser checks of checkpoints
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
@@ -188,6 +192,22 @@ class SequenceClassifier(L.LightningModule):
             self.backbone.compile()  # in place: state_dict keys stay those of the plain model
             self._backbone_compiled = True
 
+    def on_train_epoch_start(self) -> None:
+        # Not called when a run resumes part-way into an epoch: the restored states continue.
+        self.train_loss.reset()
+        self.train_acc.reset()
+        self._trained_this_epoch = False
+
+    def on_train_epoch_end(self) -> None:
+        # An epoch resumed in its closing validation ran no training step in this process,
+        # so Lightning has nothing to log for it: log the restored (whole-epoch) means here.
+        if self._trained_this_epoch or self.trainer.ckpt_path is None:
+            return
+        with warnings.catch_warnings():  # "compute ... called before the update method"
+            warnings.simplefilter("ignore", UserWarning)
+            self.log("train/loss_epoch", self.train_loss.compute())
+            self.log("train/acc", self.train_acc.compute())
+
     def on_train_start(self) -> None:
         # The sanity check has run by now; it must not count as the best epoch.
         if self.trainer.global_step == 0:
@@ -200,17 +220,18 @@ class SequenceClassifier(L.LightningModule):
         offset_for_rank(self.global_rank)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        if self.hparams.spike_warmup_steps > 0:
-            step, warmup = self.trainer.global_step, self.hparams.spike_warmup_steps
-            set_sampling(self.backbone, warmup_sampling(step, warmup))
+        if self.hparams.spike_warmup_steps > 0:  # else: untouched, spikes throughout
+            alpha = warmup_sampling(self.global_step, self.hparams.spike_warmup_steps)
+            set_sampling(self.backbone, alpha)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
         loss, logits = sampled_loss(self.backbone, batch, hp.train_samples, hp.antithetic)
         self.train_acc(logits, batch[2])
-        # sync_dist: the logged loss is that of the global batch, not of process 0's share.
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.train_loss(loss.detach(), weight=batch[2].numel())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._trained_this_epoch = True
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -243,23 +264,15 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_state"] = rng_state()
-        checkpoint[SETTINGS_KEY] = getattr(self.backbone, "settings", None)
+        self._resume_guard.save(checkpoint, self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the spike stream; refuse a checkpoint whose backbone was built differently,
-        naming the settings."""
+        """Keep the spike stream; refuse a checkpoint of another architecture, naming the settings."""
+        self._resume_guard.load(checkpoint, self.backbone, self._trainer)
         self._resumed_rng_state = checkpoint.get("rng_state")
-        saved = checkpoint.get(SETTINGS_KEY)
-        current = getattr(self.backbone, "settings", None)
-        if not saved or not current:
-            return
-        mismatched = _mismatches(saved, current)
-        if mismatched:
-            raise ValueError(
-                "checkpoint was trained with another architecture; set "
-                "model.backbone.init_args.<setting> to the checkpoint's value, or load a "
-                "matching checkpoint. Mismatched settings: " + "; ".join(mismatched)
-            )
+
+    def on_fit_start(self) -> None:
+        self._resume_guard.fit_start(self.trainer, self.hparams.reset_optimizer)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -283,15 +296,3 @@ class SequenceClassifier(L.LightningModule):
             factor = warmup_cosine_lambda(hp.warmup_steps, total, hp.min_lr_factor)
         cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-
-
-def _mismatches(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key.path: checkpoint X, model Y`` for every setting both have and that differs."""
-    found = []
-    for key in saved.keys() & current.keys():
-        old, new = saved[key], current[key]
-        if isinstance(old, dict) and isinstance(new, dict) and old and new:
-            found += _mismatches(old, new, f"{prefix}{key}.")
-        elif old != new:
-            found.append(f"{prefix}{key}: checkpoint {old!r}, model {new!r}")
-    return sorted(found)

@@ -27,7 +27,9 @@ def warmup_sampling(step: int, warmup_steps: int) -> float:
 
 def antithetic_uniforms(uniforms: Sequence) -> list:
     """``1 - u`` for every uniform tensor ``u`` of a backbone's ``draw_uniforms`` output (per
-    block, per branch, an (input, output) pair; None entries stay None)."""
+    block, per branch, an (input, output) pair; None entries stay None). ``1 - u`` lies in
+    (0, 1], not [0, 1): the sampler's test ``z < x`` still spikes with probability
+    ``clamp(x, 0, 1)``, and ``z = 1`` (probability 2^-24) spikes only where ``x > 1``."""
     return [
         [tuple(None if u is None else 1.0 - u for u in pair) for pair in block]
         for block in uniforms
@@ -72,7 +74,7 @@ def sampled_loss(
     return loss, torch.stack(logits).mean(dim=0).detach()
 
 
-def check_sampling_options(backbone: nn.Module, samples: int, antithetic: bool) -> None:
+def check_options(backbone: nn.Module, samples: int, antithetic: bool) -> None:
     """Errors naming the option when ``train_samples``/``antithetic`` cannot work."""
     if samples < 1:
         raise ValueError(f"model.train_samples must be >= 1, got {samples}")

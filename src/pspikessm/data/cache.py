@@ -1,4 +1,9 @@
-"""On-disk cache of preprocessed splits, keyed by the settings and the source files."""
+"""On-disk cache of preprocessed data, keyed by the settings and the source files.
+
+The cache lives in ``data.cache_dir`` if set, else in ``$PSPIKESSM_CACHE_DIR`` if set, else
+in ``<data_dir>/.cache``: a read-only data folder (a shared copy on a cluster) works with
+either of the first two.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,23 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+#: Environment variable naming the cache folder when ``data.cache_dir`` is not set.
+CACHE_DIR_VARIABLE = "PSPIKESSM_CACHE_DIR"
+
+
+def resolve_cache_dir(data_dir: Path, cache_dir: str | Path | None) -> Path:
+    """The cache folder: ``cache_dir``, else ``$PSPIKESSM_CACHE_DIR``, else ``data_dir/.cache``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE])
+    return data_dir / ".cache"
 
 
 def cache_key(settings: dict[str, Any], sources: Iterable[Path]) -> str:
@@ -26,16 +43,27 @@ def cache_key(settings: dict[str, Any], sources: Iterable[Path]) -> str:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
-def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``torch.load(path)`` if it exists, else ``build()`` and write it atomically.
+def load_cache(path: Path) -> dict[str, Any]:
+    """A cache file, memory-mapped: opening it is instant whatever its size, and the
+    processes of one machine (DDP ranks, loader workers) share its pages."""
+    return torch.load(path, mmap=True, weights_only=True)
 
-    Atomic replacement lets several processes (DDP ranks) race to build the same cache.
+
+def write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (several processes may race to build it).
+
+    Raises:
+        OSError: naming the folder and how to put the cache elsewhere, if it is not writable.
     """
-    if path.exists():
-        return torch.load(path, weights_only=True)
-    data = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as error:
+        raise OSError(
+            f"cannot write the preprocessed-data cache to {path.parent} ({error}); set "
+            f"data.cache_dir (or the environment variable {CACHE_DIR_VARIABLE}) to a "
+            "writable folder"
+        ) from error
     os.close(handle)
     try:
         torch.save(data, tmp)
@@ -43,4 +71,3 @@ def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> dict[str, 
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return data

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from pspikessm.data.base import SequenceDataModule
-from pspikessm.data.cache import cache_key, load_or_build
-from pspikessm.data.dense import DenseSequences, seeded_split
-from pspikessm.data.download import CIFAR10, fetch, missing_files_error
+from pspikessm.data.dense import DenseSequences
+from pspikessm.data.download import CIFAR10
+from pspikessm.data.errors import require_files
+from pspikessm.data.splits import check_fraction, seeded_split
 
 FOLDER = "cifar-10-batches-py"
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -51,26 +52,31 @@ class CIFAR10DataModule(SequenceDataModule):
 
     Reads ``cifar-10-batches-py/`` in ``data_dir`` (own reader: torchvision's checks file
     checksums and is not a dependency). The 50k training images are split ``train``/``val``
-    (45k/5k with the default ``val_size``) by a seeded permutation; ``test_batch`` is the test
-    split. Pixels are scaled to [0, 1] and normalised with the mean and standard deviation of
-    the training split (S4 uses the same statistics as fixed constants, 122.6/255 and 61/255).
+    (45k/5k with the default ``val_fraction``) by a seeded permutation; ``test_batch`` is the
+    test split. Pixels are scaled to [0, 1] and normalised with the mean and standard
+    deviation of the training split (S4 uses the same statistics as fixed constants,
+    122.6/255 and 61/255).
 
     Args:
-        val_size: training images held out for validation.
+        val_fraction: share of the training images held out for validation.
         download: fetch ``cifar-10-python.tar.gz`` (MD5-verified) when absent.
         **kwargs: see :class:`SequenceDataModule`.
     """
 
     num_classes = 10
-    vocab_size = 0
-    d_input = 1
+    resources = (CIFAR10,)
+    cache_name = "cifar10"
 
     def __init__(
-        self, data_dir: str | Path = "data", val_size: int = 5000, download: bool = True, **kwargs
+        self,
+        data_dir: str | Path = "data",
+        val_fraction: float = 0.1,
+        download: bool = True,
+        **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
-        self.val_size = val_size
-        self.download = download
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+        self._statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def files(self) -> dict[str, list[Path]]:
         return {
@@ -78,40 +84,41 @@ class CIFAR10DataModule(SequenceDataModule):
             for split, names in BATCHES.items()
         }
 
-    def prepare_data(self) -> None:
-        if self.download and not all(p.exists() for ps in self.files().values() for p in ps):
-            fetch([CIFAR10], self.data_dir)
-        self.preprocessed()
+    def sources(self) -> list[Path]:
+        return require_files(
+            "CIFAR-10",
+            [path for paths in self.files().values() for path in paths],
+            f"the python batches in {self.data_dir / FOLDER}",
+            [CIFAR10.url],
+        )
 
-    def preprocessed(self) -> dict:
-        files = self.files()
-        sources = [path for paths in files.values() for path in paths]
-        missing = [path for path in sources if not path.exists()]
-        if missing:
-            raise missing_files_error(
-                "CIFAR-10", missing, f"the python batches in {self.data_dir / FOLDER}", [CIFAR10]
-            )
-        key = cache_key({"task": "cifar10-gray", "v": 1}, sources)
-        return load_or_build(self.data_dir / ".cache" / f"cifar10-{key}.pt", lambda: _build(files))
+    def build(self, part: str) -> dict:
+        cache = {}
+        for split, paths in self.files().items():
+            batches = [read_batch(path) for path in paths]
+            data = np.concatenate([data for data, _ in batches])
+            labels = np.concatenate([labels for _, labels in batches])
+            cache[split] = {"images": to_grayscale(data), "labels": torch.from_numpy(labels)}
+        return cache
 
     def load_split(self, split: str) -> DenseSequences:
         cache = self.preprocessed()
-        train, val = seeded_split(cache["train"]["labels"].numel(), self.val_size, self.seed)
-        train_pixels = cache["train"]["images"][train].double() / 255
-        mean, std = train_pixels.mean().float(), train_pixels.std().float()
         if split == "test":
             images, labels = cache["test"]["images"], cache["test"]["labels"]
         else:
-            index = train if split == "train" else val
+            index = self._held_out()[split]
             images, labels = cache["train"]["images"][index], cache["train"]["labels"][index]
+        mean, std = self.statistics()
         return DenseSequences(images.unsqueeze(-1), labels, scale=1 / 255, mean=mean, std=std)
 
+    def _held_out(self) -> dict[str, torch.Tensor]:
+        count = self.preprocessed()["train"]["labels"].numel()
+        return seeded_split(count, self.seed, val=self.val_fraction)
 
-def _build(files: dict[str, list[Path]]) -> dict:
-    cache = {}
-    for split, paths in files.items():
-        batches = [read_batch(path) for path in paths]
-        data = np.concatenate([data for data, _ in batches])
-        labels = np.concatenate([labels for _, labels in batches])
-        cache[split] = {"images": to_grayscale(data), "labels": torch.from_numpy(labels)}
-    return cache
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of the training split's pixels in [0, 1] (computed once)."""
+        if self._statistics is None:
+            images = self.preprocessed()["train"]["images"][self._held_out()["train"]]
+            pixels = images.double() / 255
+            self._statistics = pixels.mean().float(), pixels.std().float()
+        return self._statistics

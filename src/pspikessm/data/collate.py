@@ -37,6 +37,12 @@ class PackedSequences(Dataset):
         start, end = self.offsets[index], self.offsets[index + 1]
         return self.values[start:end], int(self.targets[index])
 
+    def subset(self, index: torch.Tensor) -> PackedSequences:
+        """The sequences at ``index`` (n,), repacked."""
+        return PackedSequences.from_list(
+            [self[int(i)][0] for i in index], self.targets[index].tolist()
+        )
+
     def lengths(self) -> torch.Tensor:
         return self.offsets[1:] - self.offsets[:-1]
 

@@ -47,11 +47,3 @@ class DenseSequences(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sequence = self.values[self.index[index]].to(torch.float32) * self.scale  # (L C)
         return (sequence - self.mean) / self.std, int(self.targets[index])
-
-
-def seeded_split(count: int, held_out: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(kept, held_out)`` of a seeded random split of ``range(count)``, each sorted."""
-    if not 0 <= held_out <= count:
-        raise ValueError(f"cannot hold out {held_out} of {count} examples")
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    return order[held_out:].sort().values, order[:held_out].sort().values

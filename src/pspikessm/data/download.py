@@ -1,24 +1,34 @@
-"""Fetching public data sets: download once, verify the published checksum, unpack.
+"""Fetching public data sets: resumable download, published checksum, unpacking.
 
-Every task data module calls :func:`fetch` from ``prepare_data`` (rank 0 only) when its files
-are missing and ``download`` is on, and :func:`missing_files_error` otherwise, so a user always
-learns what was expected where and how to get it.
+A data module fetches in ``prepare_data`` only (rank 0 of each node; see
+:meth:`pspikessm.data.base.SequenceDataModule.prepare_data`). A download goes to
+``<file>.part``; an interrupted one is continued with an HTTP range request (where the server
+supports it), and the file takes its final name only once its size and published checksum
+are verified. A corrupt download is deleted, never taken for data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
-import shutil
-import tarfile
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_info
+from pspikessm.data.archives import extract
+from pspikessm.data.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: Seconds without data before a connection counts as interrupted (and is resumed).
+TIMEOUT = 60
+#: Connections per download: the first, then resumptions after interruptions.
+ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -88,50 +98,113 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, resource: Resource) -> None:
-    """Raise if ``path`` does not match the published checksum of ``resource``."""
+def checksum_mismatch(path: Path, resource: Resource) -> str | None:
+    """What is wrong with ``path``'s checksum, or None if it matches (or none is published)."""
     for algorithm, expected in (("md5", resource.md5), ("sha256", resource.sha256)):
         if expected is not None and (actual := file_digest(path, algorithm)) != expected:
-            raise OSError(
-                f"{path}: {algorithm} checksum {actual} does not match the published {expected} "
-                f"of {resource.url}; delete the file and download again"
-            )
+            return f"{algorithm} checksum {actual} does not match the published {expected}"
+    return None
 
 
-def _download(resource: Resource, path: Path) -> None:
-    """Download to a temporary file, then rename: an interrupted download leaves nothing."""
+def partial_path(path: Path) -> Path:
+    """Where the download of ``path`` accumulates until it is verified."""
+    return path.with_name(path.name + ".part")
+
+
+def download(resource: Resource, path: Path) -> None:
+    """Download ``resource`` to ``path``, resuming ``path.part`` if an earlier run left one.
+
+    Raises:
+        OSError: offline or refused (naming the URL and ``path``), interrupted more than
+            ``ATTEMPTS`` times (the partial file is kept for the next run), or a checksum
+            mismatch (the download is deleted).
+    """
+    part = partial_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rank_zero_info(f"Downloading {resource.url} to {path}")
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(resource.url) as response:
-            shutil.copyfileobj(response, out, 1 << 20)
-        os.replace(tmp, path)
-    except (urllib.error.URLError, OSError) as error:
+    log.info(f"Downloading {resource.url} to {path}")
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _transfer(resource.url, part)
+            break
+        except (http.client.HTTPException, ConnectionError, TimeoutError) as error:
+            done = part.stat().st_size if part.exists() else 0
+            if attempt == ATTEMPTS:
+                raise OSError(
+                    f"the download of {resource.url} was interrupted {ATTEMPTS} times ({error!r}); "
+                    f"{done} bytes are kept in {part}: run again to resume"
+                ) from error
+            log.info(f"Download interrupted after {done} bytes ({error!r}); resuming")
+    if problem := checksum_mismatch(part, resource):
+        part.unlink()
         raise OSError(
-            f"could not download {resource.url} to {path} ({error}). Without internet, download "
-            f"it elsewhere and place it at {path} (or unpack it into {path.parent})."
-        ) from error
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            f"{resource.url}: the download's {problem}; it was deleted, run again to download "
+            "it afresh (if it fails again, the server's copy differs from the published one)"
+        )
+    os.replace(part, path)
 
 
-def _extract(path: Path, target: Path) -> None:
-    if tarfile.is_tarfile(path):
-        with tarfile.open(path) as archive:
-            # The "data" filter refuses absolute paths and links out of the target folder.
-            if hasattr(tarfile, "data_filter"):
-                archive.extractall(target, filter="data")
-            else:  # Python < 3.10.12
-                archive.extractall(target)
-    elif path.suffix == ".gz":
-        import gzip
+def _transfer(url: str, part: Path) -> None:
+    """One connection: append to ``part`` from where it ends (HTTP Range), or start over."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # nothing after offset: complete, or not this file
+            if error.headers.get("Content-Range", "") == f"bytes */{offset}":
+                return
+            part.unlink()
+            raise http.client.HTTPException(f"{part} does not match {url}; starting over") from None
+        raise _unreachable(url, part, error) from error
+    except (urllib.error.URLError, OSError) as error:
+        raise _unreachable(url, part, error) from error
+    with response:
+        if offset and not _continues_at(response, offset):
+            offset = 0  # the server sent the whole file: start over
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with (
+            part.open("ab" if offset else "wb") as out,
+            progress(f"Downloading {part.name[: -len('.part')]}", total, "bytes") as advance,
+        ):
+            advance(offset)
+            while block := response.read(1 << 20):
+                out.write(block)
+                advance(len(block))
+    if total is not None and part.stat().st_size != total:
+        raise http.client.IncompleteRead(b"", total - part.stat().st_size)
 
-        with gzip.open(path, "rb") as source, (target / path.stem).open("wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
-    else:
-        raise OSError(f"{path}: not a tar or gzip archive")
+
+def _continues_at(response: http.client.HTTPResponse, offset: int) -> bool:
+    """Whether ``response`` is the part of the file that starts at byte ``offset``."""
+    content_range = response.headers.get("Content-Range", "")
+    return response.status == 206 and content_range.startswith(f"bytes {offset}-")
+
+
+def _unreachable(url: str, part: Path, error: Exception) -> OSError:
+    path = part.with_name(part.name[: -len(".part")])
+    return OSError(
+        f"could not download {url} to {path} ({error}). Without internet, download it "
+        f"elsewhere and place it at {path} (or unpack it into {path.parent})."
+    )
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a ``.pspikessm.lock`` file in it) while fetching,
+    so that jobs started together (an array job, several nodes) download once, in turn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with (folder / ".pspikessm.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as error:  # a file system without locks
+            log.info(f"Cannot lock {folder} ({error}); fetching without a lock")
+        yield
 
 
 def fetch(resources: Iterable[Resource], target: Path) -> None:
@@ -140,25 +213,8 @@ def fetch(resources: Iterable[Resource], target: Path) -> None:
     for resource in resources:
         path = target / resource.filename
         if not path.exists():
-            _download(resource, path)
-        verify(path, resource)
+            download(resource, path)
+        elif problem := checksum_mismatch(path, resource):  # a file the user put there
+            raise OSError(f"{path}: {problem} of {resource.url}; replace or delete the file")
         if resource.extract:
-            rank_zero_info(f"Unpacking {path} into {target}")
-            _extract(path, target)
-
-
-def missing_files_error(
-    task: str, missing: Iterable[Path], expected: str, resources: Iterable[Resource] = ()
-) -> FileNotFoundError:
-    """The error for absent data: what is missing, the expected layout, where to get it."""
-    urls = [resource.url for resource in resources]
-    where = (
-        f" Download {', '.join(urls)} and unpack into data.data_dir, or set data.download=true."
-        if urls
-        else ""
-    )
-    return FileNotFoundError(
-        f"{task} data not found: missing "
-        + ", ".join(str(path) for path in missing)
-        + f". Expected {expected}.{where}"
-    )
+            extract(path, target)

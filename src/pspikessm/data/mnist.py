@@ -8,10 +8,12 @@ from typing import Literal
 import torch
 
 from pspikessm.data.base import SequenceDataModule
-from pspikessm.data.cache import cache_key, load_or_build
-from pspikessm.data.dense import DenseSequences, seeded_split
-from pspikessm.data.download import MNIST_RESOURCES, fetch, missing_files_error
+from pspikessm.data.dense import DenseSequences
+from pspikessm.data.download import MNIST_RESOURCES
+from pspikessm.data.errors import missing_data
 from pspikessm.data.idx import read_idx
+from pspikessm.data.splits import check_fraction, seeded_split
+from pspikessm.data.textfiles import no_rows_error
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -39,43 +41,46 @@ class MNISTDataModule(SequenceDataModule):
     """Pixel-by-pixel MNIST: 784 steps of one channel in [0, 1], 10 classes.
 
     Reads the idx files (plain or ``.gz``) from ``data_dir/MNIST/raw`` (torchvision's layout)
-    or ``data_dir`` itself. The training file is split into ``train_size`` / ``val_size``
-    examples by a seeded permutation; the official 10k test set is the test split.
+    or ``data_dir`` itself. The training file is split into train and val (54k/6k with the
+    default ``val_fraction``) by a seeded permutation; the official 10k test set is the test
+    split.
 
     Args:
         permutation: ``none`` (sMNIST), ``bitrev`` (psMNIST as in S4, :func:`bitrev_permutation`)
             or ``random`` (a permutation drawn with ``permutation_seed``).
         permutation_seed: seed of the ``random`` permutation.
-        val_size: training examples held out for validation (6000 gives the 54k/6k split).
+        val_fraction: share of the training examples held out for validation.
         download: fetch the four idx files from the torchvision mirror when absent.
         **kwargs: see :class:`SequenceDataModule`.
     """
 
     num_classes = 10
-    vocab_size = 0
-    d_input = 1
+    resources = MNIST_RESOURCES
+    cache_name = "mnist"
 
     def __init__(
         self,
         data_dir: str | Path = "data",
         permutation: Literal["none", "bitrev", "random"] = "none",
         permutation_seed: int = 0,
-        val_size: int = 6000,
+        val_fraction: float = 0.1,
         download: bool = True,
         **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
         if permutation not in ("none", "bitrev", "random"):
             raise ValueError(
                 f"data.permutation must be none, bitrev or random, got {permutation!r}"
             )
         self.permutation = permutation
         self.permutation_seed = permutation_seed
-        self.val_size = val_size
-        self.download = download
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+
+    def download_dir(self) -> Path:
+        return self.data_dir / "MNIST" / "raw"
 
     def raw_dir(self) -> Path:
-        nested = self.data_dir / "MNIST" / "raw"
+        nested = self.download_dir()
         return nested if nested.is_dir() else self.data_dir
 
     def _find(self, name: str) -> Path | None:
@@ -87,22 +92,19 @@ class MNISTDataModule(SequenceDataModule):
     def files(self) -> dict[str, tuple[Path, Path]]:
         """``split -> (images, labels)``; raises naming every missing file."""
         found = {name: self._find(name) for names in FILES.values() for name in names}
-        missing = [self.raw_dir() / name for name, path in found.items() if path is None]
-        if missing:
-            raise missing_files_error(
+        if missing := [self.raw_dir() / name for name, path in found.items() if path is None]:
+            raise missing_data(
                 "MNIST",
                 missing,
-                f"the idx files (plain or .gz) in {self.data_dir / 'MNIST' / 'raw'} "
-                f"or {self.data_dir}",
-                MNIST_RESOURCES,
+                f"the idx files (plain or .gz) in {self.download_dir()} or {self.data_dir}",
+                [resource.url for resource in MNIST_RESOURCES],
+                partial=len(missing) < len(found),
             )
         pairs = {split: (found[i], found[t]) for split, (i, t) in FILES.items()}
         return pairs  # type: ignore[return-value]
 
-    def prepare_data(self) -> None:
-        if self.download and any(self._find(n) is None for ns in FILES.values() for n in ns):
-            fetch(MNIST_RESOURCES, self.data_dir / "MNIST" / "raw")
-        self.preprocessed()
+    def sources(self) -> list[Path]:
+        return [path for pair in self.files().values() for path in pair]
 
     def order(self) -> torch.Tensor | None:
         """The pixel order (784,) applied to every image, or None for sMNIST."""
@@ -112,19 +114,12 @@ class MNISTDataModule(SequenceDataModule):
             return random_permutation(self.permutation_seed)
         return None
 
-    def preprocessed(self) -> dict:
-        files = self.files()
-        sources = [path for pair in files.values() for path in pair]
-        key = cache_key({"task": "mnist", "v": 1}, sources)
-        return load_or_build(
-            self.data_dir / ".cache" / f"mnist-{key}.pt", lambda: self._build(files)
-        )
-
-    @staticmethod
-    def _build(files: dict[str, tuple[Path, Path]]) -> dict:
+    def build(self, part: str) -> dict:
         cache = {}
-        for split, (image_path, label_path) in files.items():
+        for split, (image_path, label_path) in self.files().items():
             images, labels = read_idx(image_path), read_idx(label_path)
+            if images.dim() == 3 and images.shape[0] == 0:
+                raise no_rows_error(image_path, "images")
             if images.shape[1:] != (28, 28) or images.dtype != torch.uint8:
                 raise ValueError(
                     f"{image_path}: expected uint8 images (N, 28, 28), got "
@@ -144,8 +139,7 @@ class MNISTDataModule(SequenceDataModule):
         data = self.preprocessed()["test" if split == "test" else "train"]
         images, labels = data["images"], data["labels"]
         if split != "test":
-            train, val = seeded_split(labels.numel(), self.val_size, self.seed)
-            index = train if split == "train" else val
+            index = seeded_split(labels.numel(), self.seed, val=self.val_fraction)[split]
             images, labels = images[index], labels[index]
         if (order := self.order()) is not None:
             images = images[:, order]

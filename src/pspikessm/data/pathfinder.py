@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +10,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
 from pspikessm.data.base import SequenceDataModule
-from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.dense import DenseSequences
-from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error, release_root
+from pspikessm.data.download import LRA_RELEASE, release_root
+from pspikessm.data.errors import missing_data
+from pspikessm.data.progress import map_in_threads
+from pspikessm.data.splits import check_fraction, seeded_split
+from pspikessm.data.textfiles import read_lines
 
 DIFFICULTIES = {
     "easy": "curv_baseline",
@@ -34,7 +35,7 @@ def read_metadata(difficulty_dir: Path) -> list[tuple[Path, int, Path, int]]:
     files = sorted((difficulty_dir / "metadata").glob("*.npy"), key=lambda p: (len(p.stem), p.stem))
     rows = []
     for path in files:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in read_lines(path):
             fields = line.split()
             if not fields:
                 continue
@@ -66,8 +67,9 @@ class PathfinderDataModule(SequenceDataModule):
     release root) or ``data_dir/lra_release``. Path-X is ``resolution=128`` (length 16384).
     The images of the chosen difficulty are split 80/10/10 into train/val/test by a
     permutation seeded with ``seed``. An empty image file (the release has one) is skipped
-    and the count logged; any other unreadable image is an error. The cache under ``data_dir/.cache`` is keyed by the settings
-    and the metadata files (not the 200k images): delete it after editing images in place.
+    and the count logged; any other unreadable image is an error. The cache is keyed by the
+    settings and the metadata files (not the 200k images): delete it after editing images in
+    place.
 
     Args:
         resolution: image side, one of 32, 64, 128, 256; sequences have resolution² steps.
@@ -79,8 +81,7 @@ class PathfinderDataModule(SequenceDataModule):
     """
 
     num_classes = 2
-    vocab_size = 0
-    d_input = 1
+    resources = (LRA_RELEASE,)
 
     def __init__(
         self,
@@ -92,15 +93,15 @@ class PathfinderDataModule(SequenceDataModule):
         download: bool = False,
         **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
         if resolution not in RESOLUTIONS:
             raise ValueError(f"data.resolution must be one of {RESOLUTIONS}, got {resolution}")
         self.resolution = resolution
         self.difficulty = DIFFICULTIES.get(difficulty, difficulty)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.download = download
-        self._cache: dict | None = None
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+        self.test_fraction = check_fraction("data.test_fraction", test_fraction)
+        check_fraction("data.val_fraction + data.test_fraction", val_fraction + test_fraction)
+        self.cache_name = f"pathfinder{resolution}-{self.difficulty}"
 
     def root(self) -> Path:
         return release_root(self.data_dir, f"pathfinder{self.resolution}")
@@ -108,38 +109,21 @@ class PathfinderDataModule(SequenceDataModule):
     def difficulty_dir(self) -> Path:
         return self.root() / f"pathfinder{self.resolution}" / self.difficulty
 
-    def prepare_data(self) -> None:
-        if self.download and not (self.difficulty_dir() / "metadata").is_dir():
-            fetch([LRA_RELEASE], self.data_dir)
-        self.preprocessed()
-
-    def preprocessed(self) -> dict:
-        if self._cache is None:
-            self._cache = self._load()
-        return self._cache
-
-    def _load(self) -> dict:
+    def sources(self) -> list[Path]:
+        """The metadata files (stat-ing 200k images for the cache key would be slow)."""
         folder = self.difficulty_dir()
-        metadata = sorted((folder / "metadata").glob("*.npy"))
-        if not metadata:
-            raise missing_files_error(
-                "Pathfinder",
-                [folder / "metadata" / "<k>.npy"],
-                f"metadata/*.npy and imgs/ in {folder} (the LRA release unpacked into "
-                f"{self.data_dir}; difficulties {sorted(DIFFICULTIES.values())})",
-                [LRA_RELEASE],
-            )
-        settings = {
-            "task": "pathfinder",
-            "resolution": self.resolution,
-            "difficulty": self.difficulty,
-            "v": 1,
-        }
-        key = cache_key(settings, metadata)
-        name = f"pathfinder{self.resolution}-{self.difficulty}-{key}.pt"
-        return load_or_build(self.data_dir / ".cache" / name, self._build)
+        if metadata := sorted((folder / "metadata").glob("*.npy")):
+            return metadata
+        raise missing_data(
+            "Pathfinder",
+            [folder / "metadata" / "<k>.npy"],
+            f"metadata/*.npy and imgs/ in {folder} (the LRA release unpacked into "
+            f"{self.data_dir}; difficulties {sorted(DIFFICULTIES.values())})",
+            [LRA_RELEASE.url],
+            partial=folder.exists(),
+        )
 
-    def _build(self) -> dict:
+    def build(self, part: str) -> dict:
         rows = read_metadata(self.difficulty_dir())
         kept, skipped = [], []
         for row in rows:
@@ -159,23 +143,16 @@ class PathfinderDataModule(SequenceDataModule):
         def load(index: int) -> None:
             pixels[index] = read_image(kept[index][0], self.resolution)
 
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(load, range(len(kept))))
+        description = f"Decoding pathfinder{self.resolution} images"
+        for _ in map_in_threads(load, list(range(len(kept))), description):
+            pass
         labels = torch.tensor([label for _, label, _, _ in kept], dtype=torch.int64)
         return {"images": torch.from_numpy(pixels), "labels": labels, "skipped": len(skipped)}
 
-    def split_indices(self, count: int) -> dict[str, torch.Tensor]:
-        """Seeded 80/10/10 (by default) indices of the train, val and test splits."""
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed))
-        num_val, num_test = int(count * self.val_fraction), int(count * self.test_fraction)
-        return {
-            "val": order[:num_val],
-            "test": order[num_val : num_val + num_test],
-            "train": order[num_val + num_test :],
-        }
-
     def load_split(self, split: str) -> DenseSequences:
         cache = self.preprocessed()
-        index = self.split_indices(cache["labels"].numel())[split].sort().values
+        count = cache["labels"].numel()
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        index = seeded_split(count, self.seed, **fractions)[split]
         images = cache["images"].unsqueeze(-1)  # (N L 1), a view: the splits share it
         return DenseSequences(images, cache["labels"], scale=1 / 255, index=index)

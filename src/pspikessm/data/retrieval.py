@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pspikessm.data.cache import cache_key, load_or_build
 from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collate
-from pspikessm.data.download import LRA_RELEASE, fetch, missing_files_error, release_root
+from pspikessm.data.download import LRA_RELEASE, release_root
+from pspikessm.data.errors import require_files
+from pspikessm.data.progress import progress
 from pspikessm.data.text import char_table, encode_chars
+from pspikessm.data.textfiles import no_rows_error, read_lines
 from pspikessm.data.tokens import TokenDataModule
 from pspikessm.data.vocabulary import Vocabulary
 
@@ -21,24 +23,24 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
     """``(text1, text2, label)`` rows of an AAN TSV (no header; columns label, id1, id2,
     text1, text2); errors name the file and line."""
     rows = []
-    with path.open(encoding="utf-8", newline="\n") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            columns = line.split("\t")
-            if len(columns) != 5:
-                raise ValueError(
-                    f"{path}:{number}: expected 5 tab-separated columns (label, id1, id2, "
-                    f"text1, text2), got {len(columns)}"
-                )
-            try:
-                label = float(columns[0])
-            except ValueError:
-                label = -1.0
-            if label not in (0.0, 1.0):
-                raise ValueError(f"{path}:{number}: label must be 0 or 1, got {columns[0]!r}")
-            rows.append((columns[3], columns[4], int(label)))
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) != 5:
+            raise ValueError(
+                f"{path}:{number}: expected 5 tab-separated columns (label, id1, id2, "
+                f"text1, text2), got {len(columns)}"
+            )
+        try:
+            label = float(columns[0])
+        except ValueError:
+            label = -1.0
+        if label not in (0.0, 1.0):
+            raise ValueError(f"{path}:{number}: label must be 0 or 1, got {columns[0]!r}")
+        rows.append((columns[3], columns[4], int(label)))
+    if not rows:
+        raise no_rows_error(path, "document pairs")
     return rows
 
 
@@ -56,7 +58,8 @@ class RetrievalDataModule(TokenDataModule):
     (B, 2); targets (B,). The backbone encodes both halves with the same weights
     (``PSpikeSSM(dual_input=True)``, linked by the CLI).
 
-    ``vocab_size`` is computed from the data when the CLI first asks for it.
+    ``vocab_size`` comes from the training split: the data must be on disk when the run
+    starts (``pspikessm prepare`` downloads it).
 
     Args:
         max_length: longest document, ``<eos>`` included (4000 in LRA).
@@ -66,9 +69,10 @@ class RetrievalDataModule(TokenDataModule):
     """
 
     num_classes = 2
-    d_input = 1
     dual_input = True
     collate_fn = staticmethod(pad_pair_collate)
+    resources = (LRA_RELEASE,)
+    cache_name = "aan"
 
     def __init__(
         self,
@@ -78,11 +82,9 @@ class RetrievalDataModule(TokenDataModule):
         download: bool = False,
         **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
         self.max_length = max_length
         self.min_freq = min_freq
-        self.download = download
-        self._cache: dict | None = None
 
     def files(self) -> dict[str, Path]:
         name = "new_aan_pairs.train.tsv"
@@ -93,38 +95,20 @@ class RetrievalDataModule(TokenDataModule):
             split: folder / f"new_aan_pairs.{infix}.tsv" for split, infix in FILE_SPLITS.items()
         }
 
-    def prepare_data(self) -> None:
-        self.preprocessed()
+    def sources(self) -> list[Path]:
+        return require_files(
+            "AAN retrieval",
+            list(self.files().values()),
+            f"new_aan_pairs.{{train,eval,test}}.tsv in {self.data_dir} or "
+            f"{self.data_dir / RELEASE_SUBDIR} (the LRA release)",
+            [LRA_RELEASE.url],
+        )
 
-    def preprocessed(self) -> dict:
-        if self._cache is None:
-            files = self.files()
-            if self.download and not all(path.exists() for path in files.values()):
-                fetch([LRA_RELEASE], self.data_dir)
-                files = self.files()
-            missing = [path for path in files.values() if not path.exists()]
-            if missing:
-                raise missing_files_error(
-                    "AAN retrieval",
-                    missing,
-                    f"new_aan_pairs.{{train,eval,test}}.tsv in {self.data_dir} or "
-                    f"{self.data_dir / RELEASE_SUBDIR} (the LRA release)",
-                    [LRA_RELEASE],
-                )
-            settings = {
-                "task": "aan",
-                "max_length": self.max_length,
-                "min_freq": self.min_freq,
-                "v": 1,
-            }
-            key = cache_key(settings, files.values())
-            self._cache = load_or_build(
-                self.data_dir / ".cache" / f"aan-{key}.pt", lambda: self._build(files)
-            )
-        return self._cache
+    def settings(self) -> dict:
+        return {"max_length": self.max_length, "min_freq": self.min_freq}
 
-    def _build(self, files: dict[str, Path]) -> dict:
-        rows = {split: read_pairs(path) for split, path in files.items()}
+    def build(self, part: str) -> dict:
+        rows = {split: read_pairs(path) for split, path in self.files().items()}
         counts: Counter = Counter()
         for text1, text2, _ in rows["train"]:
             counts.update(text1)
@@ -132,14 +116,20 @@ class RetrievalDataModule(TokenDataModule):
         vocabulary = Vocabulary.build(counts, self.min_freq)
         table = char_table(vocabulary)
         cache: dict = {"vocabulary": vocabulary.tokens}
-        for split, split_rows in rows.items():
-            labels = [label for *_, label in split_rows]
-            for side in (0, 1):
-                sequences = [
-                    encode_chars(row[side], table, self.max_length, vocabulary.eos_id)
-                    for row in split_rows
-                ]
-                cache[f"{split}_{side}"] = PackedSequences.from_list(sequences, labels).state()
+        with progress("Encoding AAN pairs", sum(map(len, rows.values()))) as advance:
+            for split, split_rows in rows.items():
+                labels = [label for *_, label in split_rows]
+                sides: tuple[list, list] = ([], [])
+                for row in split_rows:
+                    for side in (0, 1):
+                        sides[side].append(
+                            encode_chars(row[side], table, self.max_length, vocabulary.eos_id)
+                        )
+                    advance(1)
+                for side in (0, 1):
+                    cache[f"{split}_{side}"] = PackedSequences.from_list(
+                        sides[side], labels
+                    ).state()
         return cache
 
     def load_split(self, split: str) -> PackedPairs:

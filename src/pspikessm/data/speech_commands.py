@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -14,10 +12,12 @@ import torch
 import torchaudio
 from lightning.pytorch.utilities import rank_zero_info
 
-from pspikessm.data.base import SequenceDataModule
-from pspikessm.data.cache import cache_key, load_or_build
+from pspikessm.data.base import SPLITS, SequenceDataModule
 from pspikessm.data.dense import DenseSequences
-from pspikessm.data.download import SPEECH_COMMANDS, fetch, missing_files_error
+from pspikessm.data.download import SPEECH_COMMANDS
+from pspikessm.data.errors import missing_data
+from pspikessm.data.progress import map_in_threads
+from pspikessm.data.textfiles import read_lines
 
 #: S4's class order of the 35 words.
 SC35 = (
@@ -43,6 +43,8 @@ def read_wav(path: Path) -> np.ndarray:
                 f"{path}: expected 16 kHz mono 16-bit PCM, got {info.samplerate} Hz, "
                 f"{info.channels} channel(s), {info.subtype}"
             )
+        if info.frames == 0:
+            raise ValueError(f"{path}: a WAV with no samples (an empty clip)")
         if info.frames > CLIP_LENGTH:
             raise ValueError(f"{path}: {info.frames} samples, longer than 1 s ({CLIP_LENGTH})")
         samples, _ = soundfile.read(str(path), dtype="int16")
@@ -60,6 +62,23 @@ def mfcc_transform() -> torchaudio.transforms.MFCC:
         )
 
 
+def _has_layout(folder: Path) -> bool:
+    """Whether ``folder`` holds any part of the v0.02 layout (a list file or a word folder)."""
+    names = ("validation_list.txt", "testing_list.txt", *SC35)
+    return any((folder / name).exists() for name in names)
+
+
+def features(waves: torch.Tensor, mfcc: bool) -> torch.Tensor:
+    """(N, L) int16 clips → (N, L, 1) int16 waveforms, or (N, T, 20) float32 MFCCs."""
+    if not mfcc:
+        return waves.unsqueeze(-1)
+    if not len(waves):
+        return torch.zeros(0, 0, MFCC_COEFFICIENTS)
+    transform = mfcc_transform()
+    # In chunks: the spectrograms of the whole set at once would not fit in memory.
+    return torch.cat([transform(c.float() / 32768).transpose(1, 2) for c in waves.split(1024)])
+
+
 class SpeechCommandsDataModule(SequenceDataModule):
     """Keyword spotting on Speech Commands v0.02.
 
@@ -68,10 +87,12 @@ class SpeechCommandsDataModule(SequenceDataModule):
     ``data_dir/speech_commands_v0.02`` or torchaudio's ``data_dir/SpeechCommands/
     speech_commands_v0.02``. Clips are zero-padded to 16000 samples. Inputs are the raw
     waveform (16000, 1) or, with ``mfcc``, S4's MFCC features (161, 20); either way
-    normalised per channel with the training split's mean and standard deviation.
+    normalised per channel with the training split's mean and standard deviation. Each split
+    is cached in a file of its own (the SC35 training split is 2.7 GB).
 
     A word folder outside the 35 words is an error; so is a clip with another rate, width or
-    channel count, or an unreadable one (the error names the file).
+    channel count, an empty or unreadable one (the error names the file), and a missing list
+    file when the word folders are there (nothing is downloaded then).
 
     Args:
         classes: ``sc35`` (all 35 words, S4's order) or ``sc10`` (yes, no, up, down, left,
@@ -83,7 +104,9 @@ class SpeechCommandsDataModule(SequenceDataModule):
         **kwargs: see :class:`SequenceDataModule`.
     """
 
-    vocab_size = 0
+    resources = (SPEECH_COMMANDS,)
+    cache_parts = SPLITS
+    cache_name = "speech"
 
     def __init__(
         self,
@@ -94,7 +117,7 @@ class SpeechCommandsDataModule(SequenceDataModule):
         download: bool = True,
         **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
         if classes not in CLASS_SETS:
             raise ValueError(f"data.classes must be one of {sorted(CLASS_SETS)}, got {classes!r}")
         if mfcc and half_rate_eval:
@@ -103,27 +126,48 @@ class SpeechCommandsDataModule(SequenceDataModule):
         self.words = CLASS_SETS[classes]
         self.mfcc = mfcc
         self.half_rate_eval = half_rate_eval
-        self.download = download
         self.num_classes = len(self.words)
         self.d_input = MFCC_COEFFICIENTS if mfcc else 1
         self._clips: dict[str, list[tuple[Path, int]]] | None = None
-        self._splits: dict[str, dict] = {}  # loaded caches (the SC35 train split is 2.7 GB)
 
-    def root(self) -> Path:
-        for folder in (
-            self.data_dir,
-            self.data_dir / SUBDIR,
-            self.data_dir / "SpeechCommands" / SUBDIR,
-        ):
-            if (folder / "validation_list.txt").exists():
-                return folder
+    def download_dir(self) -> Path:
         return self.data_dir / SUBDIR
 
-    def prepare_data(self) -> None:
-        if self.download and not (self.root() / "validation_list.txt").exists():
-            fetch([SPEECH_COMMANDS], self.data_dir / SUBDIR)
-        for split in ("train", "val", "test"):
-            self.preprocessed(split)
+    def root(self) -> Path:
+        """The folder of the layout: the first candidate holding a list file or a word folder."""
+        for folder in (
+            self.data_dir,
+            self.download_dir(),
+            self.data_dir / "SpeechCommands" / SUBDIR,
+        ):
+            if _has_layout(folder):
+                return folder
+        return self.download_dir()
+
+    def list_files(self) -> dict[str, Path]:
+        root = self.root()
+        return {"val": root / "validation_list.txt", "test": root / "testing_list.txt"}
+
+    def sources(self) -> list[Path]:
+        """The two list files and the word folders of the training clips."""
+        root, lists = self.root(), list(self.list_files().values())
+        if missing := [path for path in lists if not path.exists()]:
+            raise missing_data(
+                "Speech Commands",
+                missing,
+                f"the v0.02 layout (<word>/*.wav, validation_list.txt, testing_list.txt) in "
+                f"{self.data_dir} or {self.download_dir()}",
+                [SPEECH_COMMANDS.url],
+                partial=_has_layout(root),
+            )
+        if not self.clips()["train"]:
+            raise missing_data(
+                "Speech Commands",
+                [root / "<word>" / "*.wav"],
+                f"training clips of {self.words} in {root}",
+                partial=True,
+            )
+        return [*lists, *sorted({path.parent for path, _ in self.clips()["train"]})]
 
     def clips(self) -> dict[str, list[tuple[Path, int]]]:
         """``split -> [(wav path, class index)]`` of this class set, sorted by path."""
@@ -132,30 +176,17 @@ class SpeechCommandsDataModule(SequenceDataModule):
         return self._clips
 
     def _scan(self) -> dict[str, list[tuple[Path, int]]]:
-        root = self.root()
-        lists = {
-            split: root / f"{name}_list.txt"
-            for split, name in (("val", "validation"), ("test", "testing"))
-        }
-        missing = [path for path in lists.values() if not path.exists()]
-        if missing:
-            raise missing_files_error(
-                "Speech Commands",
-                missing,
-                f"the v0.02 layout (<word>/*.wav, validation_list.txt, testing_list.txt) in "
-                f"{self.data_dir} or {self.data_dir / SUBDIR}",
-                [SPEECH_COMMANDS],
-            )
         assigned = {}
-        for split, path in lists.items():
-            for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for split, path in self.list_files().items():
+            for number, line in read_lines(path):
                 if entry := line.strip():
                     if entry.split("/")[0] not in SC35:
                         raise ValueError(
                             f"{path}:{number}: {entry!r} is not a clip of the 35 words"
                         )
                     assigned[entry] = split
-        splits: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
+        root = self.root()
+        splits: dict[str, list[tuple[Path, int]]] = {split: [] for split in SPLITS}
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._"):
             if folder.name not in SC35:
                 raise ValueError(
@@ -168,69 +199,26 @@ class SpeechCommandsDataModule(SequenceDataModule):
                 splits[split].append((wav, self.words.index(folder.name)))
         return splits
 
-    def preprocessed(self, split: str) -> dict:
-        """The features, labels and normalisation statistics of ``split``, cached."""
-        if split not in self._splits:
-            self._splits[split] = self._load(split)
-        return self._splits[split]
+    def settings(self) -> dict:
+        return {"classes": self.classes, "mfcc": self.mfcc, "half": self.half_rate_eval}
 
-    def _load(self, split: str) -> dict:
-        root = self.root()
-        clips = self.clips()
-        if not clips["train"]:
-            raise missing_files_error(
-                "Speech Commands",
-                [root / "<word>" / "*.wav"],
-                f"training clips of {self.words} in {root}",
-                [SPEECH_COMMANDS],
-            )
-        sources = [
-            root / "validation_list.txt",
-            root / "testing_list.txt",
-            *sorted({p.parent for p, _ in clips["train"]}),
-        ]
-        half = self.half_rate_eval and split != "train"
-        settings = {
-            "task": "speech",
-            "classes": self.classes,
-            "mfcc": self.mfcc,
-            "half": half,
-            "files": len(clips[split]),
-            "v": 1,
-        }
-        name = f"speech-{split}-{cache_key(settings, sources)}.pt"
-        return load_or_build(root / ".cache" / name, lambda: self._build(clips[split], half))
-
-    def _build(self, clips: list[tuple[Path, int]], half_rate: bool) -> dict:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            waves = list(pool.map(read_wav, [path for path, _ in clips]))
-        values = (
-            torch.from_numpy(np.stack(waves))
-            if waves
-            else torch.zeros(0, CLIP_LENGTH, dtype=torch.int16)
-        )
-        if half_rate:
+    def build(self, part: str) -> dict:
+        clips = self.clips()[part]
+        if not clips:
+            raise ValueError(f"{self.root()}: no {part} clips of the words {self.words}")
+        paths = [path for path, _ in clips]
+        waves = list(map_in_threads(read_wav, paths, f"Reading Speech Commands {part} clips"))
+        values = torch.from_numpy(np.stack(waves))  # (N 16000) int16
+        if self.half_rate_eval and part != "train":
             values = values[:, ::2]
-        if self.mfcc:
-            transform = mfcc_transform()
-            features = (
-                torch.cat(  # in chunks: the whole set's spectrograms would not fit
-                    [
-                        transform(chunk.float() / 32768).transpose(1, 2)
-                        for chunk in values.split(1024)
-                    ]
-                )
-                if len(values)
-                else torch.zeros(0, 0, MFCC_COEFFICIENTS)
-            )  # (N T 20)
-        else:
-            features = values.unsqueeze(-1)  # (N L 1) int16
-        scaled = features.float() / (1 if self.mfcc else 32768)
+        values = features(values, self.mfcc)
+        scaled = values.float() / (1 if self.mfcc else 32768)
         rank_zero_info(
-            f"Speech Commands {self.classes}: {len(clips)} clips, features {tuple(features.shape)}"
+            f"Speech Commands {self.classes} {part}: {len(clips)} clips, features "
+            f"{tuple(values.shape)}"
         )
         return {
-            "values": features.contiguous(),
+            "values": values.contiguous(),
             "labels": torch.tensor([label for _, label in clips], dtype=torch.int64),
             "mean": scaled.mean(dim=(0, 1)),
             "std": scaled.std(dim=(0, 1)).clamp_min(1e-8),
@@ -238,6 +226,6 @@ class SpeechCommandsDataModule(SequenceDataModule):
 
     def load_split(self, split: str) -> DenseSequences:
         train = self.preprocessed("train")
-        data = train if split == "train" else self.preprocessed(split)
+        data = self.preprocessed(split)
         scale = 1.0 if self.mfcc else 1 / 32768
         return DenseSequences(data["values"], data["labels"], scale, train["mean"], train["std"])

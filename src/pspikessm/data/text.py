@@ -3,43 +3,58 @@
 from __future__ import annotations
 
 import re
-import tarfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from pspikessm.data.cache import cache_key, load_or_build
+from pspikessm.data.archives import tar_members
 from pspikessm.data.collate import PackedSequences
-from pspikessm.data.dense import seeded_split
-from pspikessm.data.download import IMDB, fetch, missing_files_error
+from pspikessm.data.download import IMDB
+from pspikessm.data.errors import missing_data
+from pspikessm.data.progress import progress
+from pspikessm.data.splits import check_fraction, seeded_split
 from pspikessm.data.tokens import TokenDataModule
 from pspikessm.data.vocabulary import UNK, Vocabulary
 
 CLASSES = ("neg", "pos")
+SPLIT_FOLDERS = ("train", "test")
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(neg|pos)/[^/]+\.txt$")
 
-
-def read_folder(root: Path, split: str) -> Iterator[tuple[str, str, int]]:
-    """``(name, text, label)`` of ``root/aclImdb/<split>/{neg,pos}/*.txt``, sorted by name."""
-    for label, name in enumerate(CLASSES):
-        for path in sorted((root / "aclImdb" / split / name).glob("*.txt")):
-            yield str(path), _decode(path.read_bytes(), path), label
+#: A review: (file name, text, label).
+Review = tuple[str, str, int]
 
 
-def read_tarball(path: Path) -> dict[str, list[tuple[str, str, int]]]:
+def read_folder(root: Path) -> dict[str, list[Review]]:
+    """Both splits of ``root/aclImdb/<split>/{neg,pos}/*.txt``, sorted by name."""
+    files = {
+        split: [
+            (path, label)
+            for label, name in enumerate(CLASSES)
+            for path in sorted((root / "aclImdb" / split / name).glob("*.txt"))
+        ]
+        for split in SPLIT_FOLDERS
+    }
+    reviews: dict[str, list[Review]] = {split: [] for split in SPLIT_FOLDERS}
+    with progress("Reading IMDB reviews", sum(map(len, files.values()))) as advance:
+        for split, paths in files.items():
+            for path, label in paths:
+                reviews[split].append((str(path), _decode(path.read_bytes(), path), label))
+                advance(1)
+    return reviews
+
+
+def read_tarball(path: Path) -> dict[str, list[Review]]:
     """Both splits straight from ``aclImdb_v1.tar.gz`` (no unpacking needed), sorted by name."""
-    splits: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
-    with tarfile.open(path) as archive:
-        for member in archive:
-            match = _MEMBER.search(member.name)
-            if member.isfile() and match:
-                data = archive.extractfile(member).read()  # type: ignore[union-attr]
-                name = f"{path}:{member.name}"
-                splits[match[1]].append((name, _decode(data, name), CLASSES.index(match[2])))
+    splits: dict[str, list[Review]] = {split: [] for split in SPLIT_FOLDERS}
+    for archive, member in tar_members(path, f"Reading {path.name}"):
+        match = _MEMBER.search(member.name)
+        if member.isfile() and match:
+            data = archive.extractfile(member).read()  # type: ignore[union-attr]
+            name = f"{path}:{member.name}"
+            splits[match[1]].append((name, _decode(data, name), CLASSES.index(match[2])))
     return {split: sorted(rows) for split, rows in splits.items()}
 
 
@@ -69,7 +84,7 @@ def _decode(data: bytes, name: object) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{name}: not UTF-8 text ({error})") from error
+        raise ValueError(f"{name}: not UTF-8 text ({error}); is it a binary file?") from None
 
 
 class IMDBDataModule(TokenDataModule):
@@ -82,8 +97,8 @@ class IMDBDataModule(TokenDataModule):
     the test split doubles as the validation split unless ``val_fraction`` > 0 holds out that
     share of the training reviews (seeded) instead.
 
-    ``vocab_size`` is known only after reading the data: it is computed (and the data
-    downloaded, if needed and allowed) when the CLI first asks for it.
+    ``vocab_size`` comes from the training split: the data must be on disk when the run
+    starts (``pspikessm prepare`` downloads it).
 
     Args:
         max_length: longest sequence, ``<eos>`` included.
@@ -94,7 +109,8 @@ class IMDBDataModule(TokenDataModule):
     """
 
     num_classes = 2
-    d_input = 1
+    resources = (IMDB,)
+    cache_name = "imdb"
 
     def __init__(
         self,
@@ -105,56 +121,40 @@ class IMDBDataModule(TokenDataModule):
         download: bool = True,
         **kwargs,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
+        super().__init__(data_dir=data_dir, download=download, **kwargs)
         self.max_length = max_length
         self.min_freq = min_freq
-        self.val_fraction = val_fraction
-        self.download = download
-        self._cache: dict | None = None
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
 
-    def sources(self) -> tuple[str, list[Path]]:
-        """``("folder" | "tarball", files the cache depends on)``."""
+    def sources(self) -> list[Path]:
+        """The four class folders of ``aclImdb/``, or else the tarball."""
         folder = self.data_dir / "aclImdb"
-        if all((folder / s / c).is_dir() for s in ("train", "test") for c in CLASSES):
-            return "folder", [folder / s / c for s in ("train", "test") for c in CLASSES]
+        folders = [folder / split / name for split in SPLIT_FOLDERS for name in CLASSES]
+        if all(path.is_dir() for path in folders):
+            return folders
         tarball = self.data_dir / IMDB.filename
         if tarball.exists():
-            return "tarball", [tarball]
-        if self.download:
-            fetch([IMDB], self.data_dir)
-            return self.sources()
-        raise missing_files_error(
+            return [tarball]
+        missing = [path for path in folders if not path.is_dir()]
+        raise missing_data(
             "IMDB",
-            [folder, tarball],
+            missing if folder.exists() else [folder, tarball],
             f"{folder}/{{train,test}}/{{neg,pos}}/*.txt or the tarball {tarball}",
-            [IMDB],
+            [IMDB.url],
+            partial=folder.exists(),
         )
 
-    def prepare_data(self) -> None:
-        self.preprocessed()
+    def settings(self) -> dict:
+        return {"max_length": self.max_length, "min_freq": self.min_freq}
 
-    def preprocessed(self) -> dict:
-        if self._cache is None:
-            kind, sources = self.sources()
-            settings = {
-                "task": "imdb",
-                "max_length": self.max_length,
-                "min_freq": self.min_freq,
-                "v": 1,
-            }
-            key = cache_key(settings, sources)
-            self._cache = load_or_build(
-                self.data_dir / ".cache" / f"imdb-{key}.pt", lambda: self._build(kind)
-            )
-        return self._cache
-
-    def _build(self, kind: str) -> dict:
-        if kind == "folder":
-            reviews = {
-                split: list(read_folder(self.data_dir, split)) for split in ("train", "test")
-            }
-        else:
-            reviews = read_tarball(self.data_dir / IMDB.filename)
+    def build(self, part: str) -> dict:
+        sources = self.sources()
+        tarball = sources[0] if len(sources) == 1 else None
+        reviews = read_tarball(tarball) if tarball else read_folder(self.data_dir)
+        for split, rows in reviews.items():
+            if not rows:
+                where = tarball or self.data_dir / "aclImdb" / split
+                raise ValueError(f"{where}: no {split} reviews (aclImdb/{split}/{{neg,pos}}/*.txt)")
         counts: Counter = Counter()
         for _, text, _ in reviews["train"]:
             counts.update(text)
@@ -178,11 +178,4 @@ class IMDBDataModule(TokenDataModule):
         if split == "test" or (split == "val" and self.val_fraction == 0):
             return PackedSequences(**cache["test"])
         train = PackedSequences(**cache["train"])
-        held_out = int(len(train) * self.val_fraction)
-        kept, val = seeded_split(len(train), held_out, self.seed)
-        return subset(train, kept if split == "train" else val)
-
-
-def subset(data: PackedSequences, index: torch.Tensor) -> PackedSequences:
-    """The sequences of ``data`` at ``index`` (repacked)."""
-    return PackedSequences.from_list([data[int(i)][0] for i in index], data.targets[index].tolist())
+        return train.subset(seeded_split(len(train), self.seed, val=self.val_fraction)[split])

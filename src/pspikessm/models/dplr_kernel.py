@@ -34,82 +34,12 @@ import math
 import torch
 from torch import nn
 
+from pspikessm.models.cauchy import cauchy_sums
 from pspikessm.models.hippo import legs_nplr
 from pspikessm.models.settings import BlockSettings
 from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_parameters
 
 DPLR_INITS = ("legs",)
-
-
-def cauchy_sums_reference(
-    v: torch.Tensor, numerator: torch.Tensor, scale: torch.Tensor, w: torch.Tensor
-) -> torch.Tensor:
-    """``S[v, h, k] = Σ_n v_n / (a_k - β_hk w_n) + conj(v_n) / (a_k - β_hk conj(w_n))`` over the
-    N/2 stored modes, by plain complex autograd (the reference of :class:`CauchySums`).
-
-    The second term is the implied conjugate half of the state (conjugate-pair halving).
-    Shapes: ``v`` (V, H, N/2); ``numerator`` a (K,); ``scale`` β (H, K); ``w`` (H, N/2).
-    Returns (V, H, K).
-    """
-    a = numerator.view(1, -1, 1)  # (1 K 1)
-    beta = scale.unsqueeze(-1)  # (H K 1)
-    first = torch.reciprocal(a - beta * w.unsqueeze(1))  # (H K N/2)
-    second = torch.reciprocal(a - beta * w.conj().unsqueeze(1))  # (H K N/2)
-    return torch.einsum("vhn,hkn->vhk", v, first) + torch.einsum("vhn,hkn->vhk", v.conj(), second)
-
-
-class CauchySums(torch.autograd.Function):
-    """:func:`cauchy_sums_reference` with a hand-written backward: it keeps the two
-    reciprocal tensors ``r = 1/(a - β w)``, ``r' = 1/(a - β w̄)`` (H, K, N/2) and computes every
-    gradient with four batched products and a few elementwise passes, where complex autograd
-    takes dozens of passes over (H, K, N/2) tensors.
-
-    With ``G = ∂L/∂S̄`` (PyTorch's convention for complex tensors): ``∂L/∂v̄ = Σ_k Ḡ r' + G r̄``,
-    ``∂L/∂w̄ = Σ_k Σ_v Ḡ v̄ β r'² + G conj(v β r²)``, ``∂L/∂β̄ = Σ_n Σ_v G conj(v w r² + v̄ w̄ r'²)``.
-    """
-
-    @staticmethod
-    def forward(ctx, v, numerator, scale, w):
-        a = numerator.view(1, -1, 1)  # (1 K 1)
-        beta = scale.unsqueeze(-1)  # (H K 1)
-        first = torch.reciprocal(a - beta * w.unsqueeze(1))  # (H K N/2)
-        second = torch.reciprocal(a - beta * w.conj().unsqueeze(1))  # (H K N/2)
-        vt = v.transpose(0, 1)  # (H V N/2)
-        sums = torch.bmm(vt, first.transpose(1, 2)) + torch.bmm(
-            vt.conj(), second.transpose(1, 2)
-        )  # (H V K)
-        ctx.save_for_backward(v, scale, w, first, second)
-        return sums.transpose(0, 1)  # (V H K)
-
-    @staticmethod
-    def backward(ctx, grad):
-        v, scale, w, first, second = ctx.saved_tensors
-        g = grad.transpose(0, 1)  # (H V K)
-        vt = v.transpose(0, 1)  # (H V N/2)
-        grad_v = grad_w = grad_scale = None
-        if ctx.needs_input_grad[0]:
-            grad_v = torch.bmm(g.conj(), second) + torch.bmm(g, first.conj())  # (H V N/2)
-            grad_v = grad_v.transpose(0, 1)
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
-            left = torch.bmm(g.transpose(1, 2), vt.conj())  # Σ_v G v̄: (H K N/2)
-            right = torch.bmm(g.transpose(1, 2), vt)  # Σ_v G v: (H K N/2)
-            first_sq = (first * first).conj_physical_()  # conj(r²)
-            second_sq = (second * second).conj_physical_()  # conj(r'²)
-            on_first = left * first_sq  # G v̄ conj(r²)
-            on_second = right * second_sq  # G v conj(r'²)
-            if ctx.needs_input_grad[3]:
-                beta_bar = scale.conj().unsqueeze(-1)  # (H K 1)
-                grad_w = (on_first * beta_bar).sum(1) + (on_second * beta_bar).sum(1).conj()
-            if ctx.needs_input_grad[2]:
-                grad_scale = (on_first * w.conj().unsqueeze(1)).sum(-1) + (
-                    on_second * w.unsqueeze(1)
-                ).sum(-1)
-        return grad_v, None, grad_scale, grad_w
-
-
-def cauchy_sums(v, numerator, scale, w) -> torch.Tensor:
-    """:func:`cauchy_sums_reference` by :class:`CauchySums` (the fast path)."""
-    return CauchySums.apply(v, numerator, scale, w)
 
 
 class DPLRSSMKernel(nn.Module):

@@ -5,7 +5,8 @@ or ``v[t] *= 1 - s[t]`` (zero). The reset is detached from the graph, as snnTorc
 spike's gradient is a surrogate: ``arctan`` (``1 / (1 + (π α x / 2)^2) · α / 2``) or
 ``fast_sigmoid`` (``1 / (1 + k |x|)^2``). This is the sequential model P-SpikeSSM replaces:
 the loop over t is written as users write it, one set of tensor operations over (B, H) per
-step, so the benchmark compares against an honest LIF implementation.
+step, so the benchmark compares against an honest LIF implementation; the neuron itself runs
+that loop outside autograd (:mod:`pspikessm.models.lif_sequence`) with the same results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 
 import torch
 from torch import nn
+
+from pspikessm.models.lif_sequence import LIFSequence
 
 RESETS = ("subtract", "zero")
 
@@ -101,7 +104,21 @@ class LIFNeuron(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Spikes (B, H, L) for ``current`` (B, H, L), the membrane starting at rest."""
+        """Spikes (B, H, L) for ``current`` (B, H, L), the membrane starting at rest: the whole
+        loop as one autograd function (:class:`LIFSequence`)."""
+        subtract = self.reset == "subtract"
+        out = LIFSequence.apply(
+            current, self.beta, self.threshold, subtract, self.alpha, self._slope
+        )
+        return out if mask is None else out * mask
+
+    def forward_reference(
+        self,
+        current: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` as users write the loop: autograd records every step."""
         membrane = current.new_zeros(current.shape[:2])  # (B H)
         spikes = []
         # unbind, not current[..., t]: each indexing op's backward would write a full-size

@@ -27,8 +27,9 @@ class StochasticSpike(torch.autograd.Function):
     draw, ``p`` itself). Backward: the gradient of ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1``
     where ``0 < x < 1`` (and the mask is 1), else 0, as torch's clamp passes it, for every α.
 
-    Fused for speed and memory: with ``z`` in [0, 1), ``z < clamp(x, 0, 1)`` equals ``z < x``,
-    so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
+    Fused for speed and memory: with ``z`` in [0, 1) (drawn here, or given: the caller's
+    uniforms must lie in [0, 1) too, as ``torch.rand`` draws them), ``z < clamp(x, 0, 1)``
+    equals ``z < x``, so no clamped copy is made; one uniform draw (float32, also under autocast: bf16's 8
     mantissa bits would bias the rates) becomes the spike tensor in place; backward keeps
     one boolean per element (where the gradient passes), not a float tensor.
     """
@@ -45,8 +46,8 @@ class StochasticSpike(torch.autograd.Function):
             spikes = x.clamp(0.0, 1.0).float()
         elif uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
-        else:  # caller's uniforms may include 1.0: compare with the clamped probability
-            spikes = (uniforms < x.clamp(0.0, 1.0).float()).float()
+        else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
+            spikes = torch.lt(uniforms, x).to(torch.float32)
         if 0.0 < sampling < 1.0:
             spikes.mul_(sampling).add_(x.clamp(0.0, 1.0).float(), alpha=1.0 - sampling)
         if mask is not None:
@@ -80,7 +81,7 @@ class SpikeSampler(nn.Module):
     ``model.spike_warmup_steps`` and sets it to 1 for evaluation.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
-    steps, 0 at padding: padded steps never spike); optional ``uniforms`` of ``x``'s shape to
+    steps, 0 at padding: padded steps never spike); optional ``uniforms`` in [0, 1) of ``x``'s shape to
     fix the random draw. Outputs: spikes of ``x``'s shape and dtype (0.0 or 1.0), or ``p``.
 
     Forward hooks on this module see every spike tensor the network produces; nothing is kept
