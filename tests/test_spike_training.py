@@ -45,6 +45,18 @@ def test_sampling_blends_the_spike_with_its_probability() -> None:
         assert grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
 
 
+def test_leak_passes_gradient_where_the_clamp_saturates() -> None:
+    x = torch.tensor([[-0.3, 0.2, 0.6, 1.4, 2.0]], requires_grad=True)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+    for leak, slope in ((0.0, [0.0, 1.0, 1.0, 0.0, 0.0]), (0.25, [0.25, 1.0, 1.0, 0.25, 0.0])):
+        spikes = SpikeSampler(leak=leak)(x, mask)
+        (grad,) = torch.autograd.grad(spikes.sum(), x)
+        assert grad.tolist() == [slope]  # padding (mask 0) never passes gradient
+        assert spikes[0, 0] == 0 and spikes[0, 3] == 1  # the forward is the paper's
+    with pytest.raises(ValueError, match="leak must lie in"):
+        SpikeSampler(leak=1.5)
+
+
 def test_warmup_gives_probabilities_at_step_0_and_spikes_after_it(
     listops_dir: Path, tmp_path: Path
 ) -> None:
