@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import statistics
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import torch
 from common import HERE, command_line, emit, machine, machine_line, write_results
-from learning_runs import LISTOPS, Variant, parse_variant, step_times, train_run
+from learning_runs import LISTOPS, ROOT, Variant, parse_variant, step_times, train_run
 
 REFERENCE, BUDGET = "nonspiking", "pspike"
 DEFAULT_VARIANTS = [Variant(BUDGET, []), Variant(REFERENCE, ["configs/model/nonspiking.yaml"])]
@@ -70,11 +72,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache",
         type=Path,
-        help="JSON file of finished runs, reused when a run's arguments are identical "
-        "(delete it after changing the code)",
+        help="JSON file of finished runs and step times, written after every run and reused "
+        "when a run's arguments are identical (refused if written by other code)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no timing, no training: the table of the runs --cache holds (after a kill)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args(argv)
+    if args.report_only and not (args.cache and args.cache.exists()):
+        parser.error("--report-only reads the runs of --cache: name an existing file")
     variants = [*DEFAULT_VARIANTS, *map(parse_variant, args.variant)]
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
@@ -88,11 +97,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_all(jobs: list[dict], workers: int, cache: dict, save: Callable[[], None]) -> list[dict]:
-    """Train every job (``train_run`` keyword arguments); finished ones come from
-    ``cache["runs"]``; ``save`` is called after each run."""
+def run_all(
+    jobs: list[dict], workers: int, cache: dict, save: Callable[[], None], train: bool = True
+) -> list[dict]:
+    """Train every job (``train_run`` keyword arguments), in the given order; finished ones
+    come from ``cache["runs"]``; ``save`` is called after each run. Returns the finished runs
+    (all of them, unless ``train`` is False)."""
     runs = cache.setdefault("runs", {})
-    todo = [job for job in jobs if _key(job) not in runs]
+    todo = [job for job in jobs if _key(job) not in runs] if train else []
+    begun = time.perf_counter()
     context = get_context("spawn")  # fresh interpreter per run: no state shared between runs
     with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(train_run, **job): _key(job) for job in todo}
@@ -101,10 +114,11 @@ def run_all(jobs: list[dict], workers: int, cache: dict, save: Callable[[], None
             save()
             print(
                 f"# {record['variant']} seed {record['seed']} {record['steps']} steps: "
-                f"val/acc {record['val_acc']:.4f}, rate {record['firing_rate']:.4f}",
+                f"val/acc {record['val_acc']:.4f}, rate {record['firing_rate']:.4f}; "
+                f"{record['run_wall_s']:.0f} s, {time.perf_counter() - begun:.0f} s since start",
                 flush=True,
             )
-    return [runs[_key(job)] for job in jobs]
+    return [runs[_key(job)] for job in jobs if _key(job) in runs]
 
 
 def _key(job: dict | list) -> str:
@@ -113,21 +127,56 @@ def _key(job: dict | list) -> str:
     return json.dumps({k: str(v) for k, v in job.items() if k != "runs_dir"}, sort_keys=True)
 
 
+def code_fingerprint() -> str:
+    """Hash of what decides a run's result: the package, the configs and the run code."""
+    digest = hashlib.sha256()
+    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "configs").rglob("*.yaml")]
+    for path in sorted({*files, Path(__file__).with_name("learning_runs.py")}):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_cache(path: Path | None) -> dict:
+    """The runs and step times of ``path`` (empty if None or absent), refused if written by
+    other code: its runs would not compare with new ones."""
+    code = code_fingerprint()
+    if path is None or not path.exists():
+        return {"code": code}
+    cache = json.loads(path.read_text())
+    if cache.get("code") != code:
+        raise SystemExit(
+            f"--cache {path}: written by other code (fingerprint {cache.get('code')}, now "
+            f"{code}); its runs would not compare with new ones: delete it or name another file"
+        )
+    return cache
+
+
 def measured_step_times(args: argparse.Namespace, cached: dict[str, float]) -> dict[str, float]:
     """CPU seconds per training step of every variant: ``pspike``'s measured now, the others'
     as their ratio to it, measured with it round-robin now or earlier (in ``cached``)."""
     missing = [v for v in args.variants[1:] if _key(v.items) not in cached]
-    measured = step_times([args.variants[0], *missing], args.data_dir, args.timing_repeats)
-    budget = measured[BUDGET]
-    for variant in missing:
-        cached[_key(variant.items)] = measured[variant.name] / budget
+    if args.report_only:
+        if missing or BUDGET not in cached:
+            raise SystemExit(
+                f"--report-only: --cache {args.cache} has no step time of "
+                f"{[BUDGET] if BUDGET not in cached else [v.name for v in missing]}"
+            )
+        budget = cached[BUDGET]
+    else:
+        begun = time.perf_counter()
+        measured = step_times([args.variants[0], *missing], args.data_dir, args.timing_repeats)
+        print(f"# step times of {len(missing) + 1} variants: {time.perf_counter() - begun:.0f} s")
+        budget = cached[BUDGET] = measured[BUDGET]
+        for variant in missing:
+            cached[_key(variant.items)] = measured[variant.name] / budget
     return {BUDGET: budget, **{v.name: budget * cached[_key(v.items)] for v in args.variants[1:]}}
 
 
 def summary(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and standard deviation over seeds (0 for one seed; NaN if a value is NaN)."""
+    """Mean and standard deviation over seeds (0 for one seed; NaN if a value is NaN or there
+    is none)."""
     values = list(values)
-    if any(math.isnan(v) for v in values):
+    if not values or any(math.isnan(v) for v in values):
         return math.nan, math.nan
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -138,7 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
     common = {"data_dir": args.data_dir, "runs_dir": args.runs_dir, "eval_every": args.eval_every}
-    cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
+    cache = load_cache(args.cache)
+    if not args.report_only:  # the report names the command and machine that trained
+        command = command_line().replace(" --no-write", "")
+        cache.update(command=command, date=started.isoformat(), machine=info)
+    command, info = cache.get("command", command_line()), cache.get("machine", info)
+    started = datetime.datetime.fromisoformat(cache.get("date", started.isoformat()))
     times = measured_step_times(args, cache.setdefault("step_times", {}))
     emit({f"{name}_cpu_ms_per_step": 1e3 * t for name, t in times.items()})
     steps_at_equal_time = {}
@@ -146,12 +200,17 @@ def main(argv: list[str] | None = None) -> None:
         steps = 10 * round(args.steps * times[BUDGET] / times[variant.name] / 10)
         same = abs(steps - args.steps) <= args.same_within * args.steps
         steps_at_equal_time[variant.name] = args.steps if same else steps
+    # Seed by seed, longest runs first: a run cut short by a kill loses the last seed's runs,
+    # not a variant, and no long run starts last.
     jobs = [
         {"variant": v, "seed": seed, "steps": steps, **common}
+        for seed in args.seeds
         for v in args.variants
         for steps in sorted({args.steps, steps_at_equal_time[v.name]})
-        for seed in args.seeds
     ]
+    jobs.sort(
+        key=lambda job: (args.seeds.index(job["seed"]), -job["steps"] * times[job["variant"].name])
+    )
 
     def save() -> None:
         if args.cache:
@@ -159,20 +218,21 @@ def main(argv: list[str] | None = None) -> None:
             args.cache.write_text(json.dumps(cache, indent=1) + "\n")
 
     save()
-    records = run_all(jobs, args.jobs, cache, save)
+    records = run_all(jobs, args.jobs, cache, save, train=not args.report_only)
+    emit({"runs_finished": len(records), "runs_planned": len(jobs)})
     rows = table_rows(args, records, times, steps_at_equal_time)
     for row in rows:
         emit({f"{row['name']}_{k}": v for k, v in row.items() if k not in ("name", "items")})
     if not args.no_write:
         payload = {
             "machine": info,
-            "command": command_line(),
+            "command": command,
             "date": started.isoformat(timespec="minutes"),
             "data": LISTOPS,
             "rows": rows,
             "runs": records,
         }
-        write_results("learning", payload, markdown(args, rows, info, started))
+        write_results("learning", payload, markdown(args, rows, info, started, command))
 
 
 def table_rows(
@@ -210,6 +270,8 @@ def table_rows(
                 "val_acc_time_spread": spread_time,
                 "gap_time_points": 100 * (reference["time"] - acc_time),
                 "firing_rate": summary(rates)[0],
+                "seeds_steps": len(accuracies(name, args.steps)),
+                "seeds_time": len(accuracies(name, steps_at_equal_time[name])),
                 "cpu_ms_per_step": 1e3 * times[name],
                 "step_time_ratio": times[name] / times[BUDGET],
             }
@@ -218,10 +280,14 @@ def table_rows(
 
 
 def markdown(
-    args: argparse.Namespace, rows: list[dict], info: dict, started: datetime.datetime
+    args: argparse.Namespace,
+    rows: list[dict],
+    info: dict,
+    started: datetime.datetime,
+    command: str,
 ) -> str:
     header = (
-        f"## Learning speed (`{command_line()}`)\n\n"
+        f"## Learning speed (`{command}`)\n\n"
         f"{started:%d %b %Y %H:%M} UTC. Generated ListOps (LRA grammar: "
         f"{LISTOPS['min_length']}-{LISTOPS['max_length']} tokens, depth ≤ "
         f"{LISTOPS['max_depth']}, ≤ {LISTOPS['max_args']} arguments; "
@@ -240,13 +306,26 @@ def markdown(
     ]
     for row in rows:
         lines.append(
-            f"| {row['name']} | {row['items']} | {row['val_acc_steps']:.3f} ± "
-            f"{row['val_acc_steps_spread']:.3f} | {row['gap_steps_points']:+.1f} | "
-            f"{row['steps_at_equal_time']} | {row['val_acc_time']:.3f} ± "
-            f"{row['val_acc_time_spread']:.3f} | {row['gap_time_points']:+.1f} | "
+            f"| {row['name']} | {row['items']} | {_accuracy(row, 'steps', args)} | "
+            f"{_points(row['gap_steps_points'])} | {row['steps_at_equal_time']} | "
+            f"{_accuracy(row, 'time', args)} | {_points(row['gap_time_points'])} | "
             f"{_rate(row['firing_rate'])} | {row['cpu_ms_per_step']:.1f} |"
         )
     return header + "\n".join(lines) + "\n"
+
+
+def _accuracy(row: dict, budget: str, args: argparse.Namespace) -> str:
+    """``mean ± spread`` of val/acc at equal ``budget`` (steps, time); `` (n=2)`` after it
+    where fewer seeds than asked for finished."""
+    finished = row[f"seeds_{budget}"]
+    if finished == 0:
+        return "–"
+    seeds = "" if finished == len(args.seeds) else f" (n={finished})"
+    return f"{row[f'val_acc_{budget}']:.3f} ± {row[f'val_acc_{budget}_spread']:.3f}{seeds}"
+
+
+def _points(gap: float) -> str:
+    return "–" if math.isnan(gap) else f"{gap:+.1f}"
 
 
 def _rate(rate: float) -> str:

@@ -97,6 +97,7 @@ def build(variant: Variant, data_dir: Path, seed: int = 0, extra: list[str] | No
         "--trainer.callbacks=[]",
         *(extra or []),
     ]
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"
     with warnings.catch_warnings():  # LightningCLI: "args ... and command line arguments"
         warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
         return cli_main(args, run=False)
@@ -174,8 +175,8 @@ def train_run(
     """Train ``variant`` for ``steps`` steps (schedule over them) from ``seed``, validating
     every ``eval_every`` steps and at the end, then once more on firing probabilities
     (``val_acc_expected``); returns the record of the run."""
+    begun = time.perf_counter()
     torch.set_num_threads(1)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     monitor = {
         "class_path": "pspikessm.callbacks.FiringRateMonitor",
         "init_args": {"histograms": False, "images": False},
@@ -218,5 +219,6 @@ def train_run(
         "val_acc_expected": expected,
         "train_cpu_s": recorder.cpu,
         "train_wall_s": recorder.wall,
+        "run_wall_s": time.perf_counter() - begun,
         "evals": recorder.evals,
     }
