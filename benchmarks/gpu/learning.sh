@@ -33,8 +33,10 @@ export PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1 MKL_NUM_THRE
 if ! python3 -c "import jsonargparse, omegaconf" 2>/dev/null; then
   [ -d .whl ] || { echo "jsonargparse/omegaconf missing and no .whl/ folder in $PWD"; exit 1; }
   SITE=$(mktemp -d)
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
-    .whl/*.whl || exit 1
+  for wheel in .whl/*.whl; do  # one by one: a wheel for another Python is skipped, not fatal
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+      "$wheel" 2>/dev/null || echo "skipped $wheel (does not install here)"
+  done
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
