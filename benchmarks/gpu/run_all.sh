@@ -35,7 +35,8 @@ for part in parity learning; do
   script="benchmarks/gpu/$part.sh"
   [ -f "$script" ] || continue
   cores=$([ "$part" = parity ] && echo 2-7 || echo 8-15)
-  (OUT="$OUT/$part" timeout $(( $(left) - 20 )) taskset -c "$cores" bash "$script" \
+  # learning.sh: 600 steps and 400 s of training fit beside the parity runs (its header)
+  (OUT="$OUT/$part" LEARNING_STEPS=${LEARNING_STEPS:-600} LEARNING_TRAIN_S=${LEARNING_TRAIN_S:-400} timeout $(( $(left) - 20 )) taskset -c "$cores" bash "$script" \
      >"$OUT/$part.log" 2>&1; echo "rc=$?" >>"$OUT/$part.log") &
 done
 
