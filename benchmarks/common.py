@@ -7,6 +7,7 @@ to that script's own section of ``benchmarks/RESULTS.md`` (other scripts' sectio
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -92,7 +93,10 @@ def machine() -> dict[str, object]:
     info: dict[str, object] = {
         "device": "cpu",
         "cpu": platform.processor() or platform.machine(),
-        "nproc": os.cpu_count(),
+        # the cores this process may run on (taskset), not all the machine has
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
@@ -123,13 +127,17 @@ def write_results(name: str, payload: dict[str, object], table_md: str) -> Path:
     section = (
         f"{begin}\n{table_md.rstrip()}\n\nRaw numbers: `{json_path.relative_to(HERE)}`.\n{end}"
     )
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS_MD.write_text(text)
+    # Several benchmarks may finish at once (a device session runs them side by side): the
+    # lock keeps one script's read-modify-write from dropping another's section.
+    with open(RESULTS_DIR / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + section + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        RESULTS_MD.write_text(text)
     return json_path
 
 

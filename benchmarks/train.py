@@ -114,7 +114,11 @@ def synthetic_batch(
 def listops(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, float]:
     batch = synthetic_batch(args.batch, args.length, 10, device, args.vocab_size)
     steps = {}
-    for name, configs in (("paper", [args.listops_config]), ("fast", [args.listops_config, FAST])):
+    variants = {"paper": [args.listops_config], "fast": [args.listops_config, FAST]}
+    if args.breakdown:  # what the fast variant drops, one piece at a time
+        for overlay in ("one_branch", "diag"):
+            variants[overlay] = [args.listops_config, ROOT / f"configs/model/{overlay}.yaml"]
+    for name, configs in variants.items():
         torch.manual_seed(0)
         module = build_module(*configs, num_classes=10, vocab_size=args.vocab_size).to(device)
         steps[name] = make_step(module.train(), batch, precision)
@@ -127,8 +131,12 @@ def listops(args: argparse.Namespace, device: torch.device, precision: str) -> d
         results[f"listops_{name}{tag}_samples_per_s"] = args.batch / seconds
         if device.type == "cpu":
             results[f"listops_{name}_cpu_s_per_step"] = median(times[name]["cpu"])
-    ratios = [p / f for p, f in zip(times["paper"]["wall"], times["fast"]["wall"], strict=True)]
-    results[f"listops_paper_over_fast{tag}"] = median(ratios)
+    for name in steps:
+        if name != "fast":
+            ratios = [
+                v / f for v, f in zip(times[name]["wall"], times["fast"]["wall"], strict=True)
+            ]
+            results[f"listops_{name}_over_fast{tag}"] = median(ratios)
     if device.type == "cpu" and args.batch == 8 and args.length == 2048:
         for name in steps:
             seconds = results[f"listops_{name}_s_per_step"]
@@ -191,7 +199,8 @@ def table(results: dict[str, float], args: argparse.Namespace, precisions: list[
     return (
         f"## Training (`{command_line()}`)\n\n"
         f"ListOps: `{args.listops_config.relative_to(ROOT)}`'s model (`paper`) and the same "
-        f"with `configs/model/fast.yaml` (`fast`), timed interleaved, synthetic batches of "
+        f"with `configs/model/fast.yaml` (`fast`; with `--breakdown` also `one_branch` and "
+        f"`diag`, the overlays of those names), timed interleaved, synthetic batches of "
         f"{args.batch} full-length sequences of {args.length} tokens (vocabulary "
         f"{args.vocab_size}); a step is forward, backward and the AdamW update; median of "
         f"{args.repeats} steps after {args.warmup} warm-up (`_cpu_` entries: the process's CPU "
@@ -217,6 +226,11 @@ def main() -> None:
     parser.add_argument("--pathx-length", type=int, default=16384)
     parser.add_argument("--pathx-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the ListOps config with configs/model/one_branch.yaml and diag.yaml",
+    )
     parser.add_argument("--skip-pathx", action="store_true")
     parser.add_argument("--skip-listops", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from pspikessm.models import BlockSettings, PSpikeSSMBlock
 from pspikessm.models.dropout import make_dropout
+from pspikessm.models.spike_sampler import SpikeSampler
 
 
 def spike(drive: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -111,6 +112,22 @@ def test_official_uniform_sharing() -> None:
     independent = PSpikeSSMBlock(4, BlockSettings(d_state=4, share_uniforms=False))
     draws = [u for pair in independent.draw_uniforms(x) for u in pair]
     assert len({id(u) for u in draws}) == 4
+
+
+def test_only_blocks_that_share_uniforms_draw_them_up_front() -> None:
+    """Two branches: every neuron gets the block's shared tensors. One branch (nothing to
+    share): each neuron draws its own uniforms in place."""
+    for second_branch, expect_given in ((True, True), (False, False)):
+        block = PSpikeSSMBlock(4, BlockSettings(d_state=4, second_branch=second_branch))
+        given = []
+        for module in block.modules():
+            if isinstance(module, SpikeSampler):
+                module.register_forward_hook(
+                    lambda m, args, out, given=given: given.append(args[2])
+                )
+        block.train()(torch.rand(2, 4, 16))
+        assert len(given) == 2 * len(block.branches)
+        assert all((u is not None) == expect_given for u in given)
 
 
 def test_shared_uniforms_correlate_input_and_output_spikes() -> None:

@@ -35,9 +35,9 @@ def _reciprocals(
     """``r = 1/(a - β w)`` and ``r' = 1/(a - β w̄)``, each (H, K, N/2)."""
     a = numerator.view(1, -1, 1)  # (1 K 1)
     beta = scale.unsqueeze(-1)  # (H K 1)
-    return torch.reciprocal(a - beta * w.unsqueeze(1)), torch.reciprocal(
+    return (a - beta * w.unsqueeze(1)).reciprocal_(), (
         a - beta * w.conj().unsqueeze(1)
-    )
+    ).reciprocal_()
 
 
 def _chunks(frequencies: int, heads: int, modes: int) -> list[slice]:
@@ -85,13 +85,18 @@ class CauchySums(torch.autograd.Function):
             on_first *= first.mul_(first).conj_physical_()  # G v̄ conj(r²)
             on_second = torch.bmm(g.transpose(1, 2), vt)  # Σ_v G v
             on_second *= second.mul_(second).conj_physical_()  # G v conj(r'²)
+            # The sums over k and over n as batched products: one read of each (H k N/2)
+            # term, no temporary of its size.
             if grad_w is not None:
-                beta_bar = scale[:, part].conj().unsqueeze(-1)  # (H k 1)
-                grad_w += (on_first * beta_bar).sum(1) + (on_second * beta_bar).sum(1).conj()
+                beta_bar = scale[:, part].conj().unsqueeze(1)  # (H 1 k)
+                grad_w += (
+                    torch.bmm(beta_bar, on_first) + torch.bmm(beta_bar, on_second).conj()
+                ).squeeze(1)
             if grad_scale is not None:
-                grad_scale[:, part] = (on_first * w.conj().unsqueeze(1)).sum(-1) + (
-                    on_second * w.unsqueeze(1)
-                ).sum(-1)
+                grad_scale[:, part] = (
+                    torch.bmm(on_first, w.conj().unsqueeze(-1))
+                    + torch.bmm(on_second, w.unsqueeze(-1))
+                ).squeeze(-1)
         if grad_v is not None:
             grad_v = grad_v.transpose(0, 1)
         return grad_v, None, grad_scale, grad_w

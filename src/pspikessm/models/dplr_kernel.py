@@ -176,8 +176,9 @@ class DPLRSSMKernel(nn.Module):
         channels = c_tilde.shape[0]
         numerators = [c_tilde * b, c_tilde * p, (p.conj() * b)[None], (p.conj() * p)[None]]
         sums = cauchy_sums(torch.cat(numerators), numerator, scale, w)  # (2C+2 H K)
-        k00, k01 = sums[:channels], sums[channels : 2 * channels]  # (C H K)
-        k10, k11 = sums[-2], sums[-1]  # (H K)
+        # split, not slices: autograd joins split gradients in one cat, while every slice's
+        # backward writes a zero tensor of the whole size
+        k00, k01, k10, k11 = sums.split([channels, channels, 1, 1])  # (C H K), (1 H K)
         k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C H K)
         return torch.fft.irfft(k_hat, n=size)[..., :length]  # (C H L)
 

@@ -9,7 +9,19 @@ from typing import Any
 #: checkpoint loads into a model whose settings differ in these. Every other field decides the
 #: architecture and must match (``SequenceClassifier.on_load_checkpoint``).
 TRAINING_ONLY = frozenset(
-    {"dt_min", "dt_max", "ssm_lr", "dt_lr", "c_lr", "dropout", "tie_dropout", "share_uniforms"}
+    {
+        "dt_min",
+        "dt_max",
+        "ssm_lr",
+        "dt_lr",
+        "c_lr",
+        "dropout",
+        "tie_dropout",
+        "share_uniforms",
+        "drive_init",
+        "output_init",
+        "affine_lr",
+    }
 )
 
 
@@ -58,6 +70,11 @@ class BlockSettings:
         dropout: dropout rate at the official three places: on u before the GELU (untied),
             after the GELU and before the residual sum (tied when ``tie_dropout``).
         tie_dropout: one mask per example and neuron, the same at every time step.
+        drive_init: initial ``(a, b)`` of every branch's drive affine ``a ⊙ x + b`` (ClampFuse);
+            (1, 0), the paper's, puts two thirds of an N(0, 1) stream outside the clamp's
+            [0, 1], where spikes are certain and no gradient passes.
+        output_init: initial ``(a, b)`` of the output affine ``a ⊙ GELU(u) + b``.
+        affine_lr: learning rate of those affines' ``a`` and ``b``; None: the global rate.
         mask_output_padding: no output spikes at padded time steps. False: padded steps
             emit output spikes like any other, as the official code computes them (its
             reproduction configs set False): they enter the mixer, the residual stream and the
@@ -85,6 +102,9 @@ class BlockSettings:
     residual: bool = True
     dropout: float = 0.0
     tie_dropout: bool = True
+    drive_init: tuple[float, float] = (1.0, 0.0)
+    output_init: tuple[float, float] = (1.0, 0.0)
+    affine_lr: float | None = None
     mask_output_padding: bool = True
 
     @property

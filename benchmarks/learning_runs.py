@@ -1,0 +1,224 @@
+"""The runs of ``benchmarks/learning.py``: variants, per-step timing, one training run.
+
+Everything is built by the CLI (``cli_main(args, run=False)``) from ``configs/quickstart.yaml``
+and a variant's items, so a variant trains exactly as ``pspikessm fit`` would train it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from common import HERE, time_interleaved  # first: puts this checkout's src/ on sys.path
+
+from pspikessm.cli import cli_main
+from pspikessm.optim import parameter_groups
+
+ROOT = HERE.parent
+BASE_CONFIG = ROOT / "configs" / "quickstart.yaml"
+#: The generated set: LRA grammar, 20-200 tokens (exclusive), depth up to 6.
+LISTOPS = {
+    "num_train": 20000,
+    "num_val": 2000,
+    "num_test": 100,
+    "min_length": 20,
+    "max_length": 200,
+    "max_depth": 6,
+    "max_args": 10,
+    "seed": 0,
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named model: YAML overlays (paths) and ``key=value`` overrides, in order."""
+
+    name: str
+    items: list[str]
+
+    def cli_args(self) -> list[str]:
+        """The items as CLI arguments after ``--config configs/quickstart.yaml``."""
+        args = []
+        for item in self.items:
+            if item.endswith((".yaml", ".yml")) and "=" not in item:
+                path = Path(item) if Path(item).is_absolute() else ROOT / item
+                if not path.exists():
+                    raise FileNotFoundError(f"variant {self.name!r}: overlay {item} not found")
+                args += ["--config", str(path)]
+            else:
+                args.append(f"--{item.removeprefix('--')}")
+        return args
+
+
+def parse_variant(text: str) -> Variant:
+    """``NAME=ITEM[,ITEM...]``; commas inside brackets or braces do not split."""
+    name, sep, rest = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not rest:
+        raise ValueError(
+            f"--variant {text!r}: expected NAME=ITEM[,ITEM...] (an ITEM is an overlay .yaml or "
+            "key=value), e.g. warm=model.spike_warmup_steps=300"
+        )
+    items, depth, current = [], 0, ""
+    for char in rest:
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return Variant(name, [item.strip() for item in [*items, current] if item.strip()])
+
+
+def build(variant: Variant, data_dir: Path, seed: int = 0, extra: list[str] | None = None):
+    """The CLI (``run=False``) of ``variant`` on the benchmark's data: model, data, trainer."""
+    args = [
+        "--config",
+        str(BASE_CONFIG),
+        *variant.cli_args(),
+        f"--seed_everything={seed}",
+        f"--data.init_args.data_dir={data_dir}",
+        f"--data.init_args.max_length={LISTOPS['max_length']}",
+        f"--data.init_args.generate={json.dumps(LISTOPS)}",
+        f"--data.init_args.seed={seed}",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.callbacks=[]",
+        *(extra or []),
+    ]
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"
+    with warnings.catch_warnings():  # LightningCLI: "args ... and command line arguments"
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
+        return cli_main(args, run=False)
+
+
+def step_times(variants: list[Variant], data_dir: Path, repeats: int) -> dict[str, float]:
+    """CPU seconds of one training step (forward, backward, clipping, AdamW) of each variant,
+    median over ``repeats`` round-robin rounds on the same 4 training batches."""
+    steps = {}
+    for variant in variants:
+        cli = build(variant, data_dir)
+        cli.datamodule.prepare_data()  # generates the set on first use
+        cli.datamodule.setup("fit")
+        loader = iter(cli.datamodule.train_dataloader())
+        batches = [next(loader) for _ in range(4)]
+        steps[variant.name] = _training_step(cli.model, batches)
+    with warnings.catch_warnings():  # training_step's self.log without a trainer
+        warnings.simplefilter("ignore")
+        times = time_interleaved(steps, torch.device("cpu"), repeats, warmup=2)
+    return {name: statistics.median(t["cpu"]) for name, t in times.items()}
+
+
+def _training_step(module: L.LightningModule, batches: list) -> Callable[[], None]:
+    hp = module.hparams
+    optimizer = torch.optim.AdamW(parameter_groups(module, hp.lr, hp.weight_decay), lr=hp.lr)
+    module.train()
+    count = iter(range(10**9))
+
+    def step() -> None:
+        i = next(count)
+        loss = module.training_step(batches[i % len(batches)], i)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+class Recorder(L.Callback):
+    """Training CPU and wall time (steps only, no validation) and every validation result."""
+
+    def __init__(self) -> None:
+        self.evals: list[dict] = []
+        self.cpu = self.wall = 0.0
+        self._start = (0.0, 0.0)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = (time.process_time(), time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.cpu += time.process_time() - self._start[0]
+        self.wall += time.perf_counter() - self._start[1]
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        rate = metrics.get("sparsity/val/rate")
+        self.evals.append(
+            {
+                "step": trainer.global_step,
+                "train_cpu_s": self.cpu,
+                "train_wall_s": self.wall,
+                "val_acc": float(metrics["val/acc"]),
+                "val_loss": float(metrics["val/loss"]),
+                "firing_rate": math.nan if rate is None else float(rate),
+            }
+        )
+
+
+def train_run(
+    variant: Variant, seed: int, steps: int, data_dir: Path, runs_dir: Path, eval_every: int
+) -> dict:
+    """Train ``variant`` for ``steps`` steps (schedule over them) from ``seed``, validating
+    every ``eval_every`` steps and at the end, then once more on firing probabilities
+    (``val_acc_expected``); returns the record of the run."""
+    begun = time.perf_counter()
+    torch.set_num_threads(1)
+    monitor = {
+        "class_path": "pspikessm.callbacks.FiringRateMonitor",
+        "init_args": {"histograms": False, "images": False},
+    }
+    cli = build(
+        variant,
+        data_dir,
+        seed,
+        [
+            f"--trainer.max_steps={steps}",
+            "--trainer.max_epochs=-1",
+            f"--model.total_steps={steps}",
+            f"--trainer.val_check_interval={eval_every}",
+            "--trainer.check_val_every_n_epoch=null",
+            "--trainer.num_sanity_val_steps=0",
+            f"--trainer.callbacks=[{json.dumps(monitor)}]",
+            f"--trainer.logger.init_args.save_dir={runs_dir}",
+            f"--trainer.logger.init_args.name={variant.name}-seed{seed}-steps{steps}",
+            "--checkpoint.save_top_k=0",
+            "--checkpoint.save_last=false",
+        ],
+    )
+    recorder = Recorder()
+    cli.trainer.callbacks.append(recorder)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    if not recorder.evals or recorder.evals[-1]["step"] != steps:
+        cli.trainer.validate(cli.model, cli.datamodule, verbose=False)
+    last = recorder.evals[-1]
+    # Diagnostic: the same weights evaluated on firing probabilities instead of spikes.
+    cli.model.hparams.eval_mode = "expected"
+    cli.trainer.validate(cli.model, cli.datamodule, verbose=False)
+    expected = recorder.evals.pop()["val_acc"]
+    return {
+        "variant": variant.name,
+        "items": variant.items,
+        "seed": seed,
+        "steps": steps,
+        "val_acc": last["val_acc"],
+        "firing_rate": last["firing_rate"],
+        "val_acc_expected": expected,
+        "train_cpu_s": recorder.cpu,
+        "train_wall_s": recorder.wall,
+        "run_wall_s": time.perf_counter() - begun,
+        "evals": recorder.evals,
+    }
