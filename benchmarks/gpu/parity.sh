@@ -14,6 +14,17 @@
 # keeps its curve), $OUT/parity.log (progress), $OUT/parity.md (the table and name=value
 # lines of --collect over whatever runs exist), $OUT/setup.log.
 #
+# Sizing (an estimate: no GPU was lent to the session that wrote this). On this project's
+# busy 2-core CPU, one thread per run, a step at batch 32 took 0.9-3.1 s for ours and 3.0-6.0 s
+# for the authors' model (PARITY_TINY runs; their pure-torch Cauchy kernel at l_max 2048). A
+# step is a few hundred small kernels, so on the GPU it is bound by launches and Python, not by
+# arithmetic: at 30-60 ms a step, 3000 steps take 90-180 s per run, the 6 runs side by side (one
+# core each: run_all.sh gives this script 6) as long as the GPU is mostly idle between launches.
+# Before training: the data (32,000 expressions, 38 s on the busy CPU), imports and model
+# builds, ~60 s; 5 evaluations of 2000 sequences add a few seconds per run. parity.py is
+# stopped at PARITY_TIME_LIMIT (default 330 s) whatever the real speed: every run keeps the
+# evaluations it reached (step 1000's before step 2000's), and the table is made from them.
+#
 # Check the logic on a CPU first (seed 0 only, 20 steps, evaluations at 10 and 20):
 #   PARITY_TINY=1 PARITY_AUTHORS=/path/to/PSpikeSSMs OUT=/tmp/parity-out \
 #     bash benchmarks/gpu/parity.sh
