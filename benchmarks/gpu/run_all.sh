@@ -15,7 +15,7 @@ OUT=${OUT:?set OUT to an output folder}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PSPIKESSM_QUIET=1
 START=$(date +%s)
-left() { echo $(( ${BUDGET_S:-540} - ($(date +%s) - START) )); }
+left() { echo $(( ${BUDGET_S:-550} - ($(date +%s) - START) )); }
 
 if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then  # SKIP_WHEELS=1: a machine that has them
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -36,7 +36,7 @@ for part in parity learning; do
   [ -f "$script" ] || continue
   cores=$([ "$part" = parity ] && echo 2-7 || echo 8-15)
   # learning.sh: 600 steps and 400 s of training fit beside the parity runs (its header)
-  (OUT="$OUT/$part" LEARNING_STEPS=${LEARNING_STEPS:-600} LEARNING_TRAIN_S=${LEARNING_TRAIN_S:-400} timeout $(( $(left) - 20 )) taskset -c "$cores" bash "$script" \
+  (OUT="$OUT/$part" PARITY_TIME_LIMIT=${PARITY_TIME_LIMIT:-420} LEARNING_STEPS=${LEARNING_STEPS:-600} LEARNING_TRAIN_S=${LEARNING_TRAIN_S:-400} timeout $(( $(left) - 20 )) taskset -c "$cores" bash "$script" \
      >"$OUT/$part.log" 2>&1; echo "rc=$?" >>"$OUT/$part.log") &
 done
 
