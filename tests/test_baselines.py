@@ -120,7 +120,6 @@ OVERLAYS = {
     "lif_ssm": {"neuron": "lif"},
     "no_mixer": {"mixer": "none", "second_branch": False},
     "relu_mixer": {"mixer": "relu"},
-    "spike_training": {"neuron_args": {"leak": 0.1}},
 }
 
 

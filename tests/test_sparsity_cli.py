@@ -161,7 +161,7 @@ def test_tensorboard_views_of_a_short_run(tiny_quickstart_run):
     # HPARAMS: model and data settings; hp_metric the best val/acc, then test/acc.
     values, metrics = hparams(fit_events)
     assert metrics == ["hp_metric"]
-    assert values["backbone/init_args/d_model"] == 16 and values["lr"] == pytest.approx(0.004)
+    assert values["backbone/init_args/d_model"] == 16 and values["lr"] == pytest.approx(0.012)
     assert values["max_length"] == 64 and values["batch_size"] == 32
     best = latest_scalar(fit_events, "val/acc_best")
     assert latest_scalar(fit_events, "hp_metric") == pytest.approx(best)
