@@ -17,14 +17,16 @@ import pspikessm.data.listops_generator as generator
 from pspikessm.data.listops import tokenize
 from pspikessm.data.listops_generator import (
     ListOpsGeneratorConfig,
+    acceptance,
     generate_rows,
     generate_tree,
+    length_distribution,
+    longest_tree,
     main as make_listops,
     reference_source,
     reference_tree,
     reference_value,
 )
-from pspikessm.data.listops_lengths import acceptance, length_distribution, longest_tree
 
 
 def evaluate_source(source: str) -> int:
