@@ -75,8 +75,9 @@ def test_the_check_finds_a_circle(tmp_path, monkeypatch):
         test_no_import_circle_in_the_package()
 
 
-#: What one reader can hold in one sitting: every file under src/ and every function in it.
-MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 60
+#: What one reader can hold in one sitting: every function under src/, and a file that keeps
+#: one concept together (a task, a kernel, the block) rather than splitting it finer.
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 60
 
 
 @pytest.mark.parametrize("path", sorted(SOURCE.rglob("*.py")), ids=lambda p: module_name(p))
