@@ -29,8 +29,8 @@ from torch import nn
 
 from pspikessm.cli import cli_main
 from pspikessm.data.collate import pad_collate
-from pspikessm.data.listops import ListOpsDataModule
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
+from pspikessm.data.tasks.listops import ListOpsDataModule
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS_CONFIG = "configs/lra/listops.yaml"

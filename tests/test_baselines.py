@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
-from pspikessm.data.listops import ListOpsDataModule
+from pspikessm.data.tasks.listops import ListOpsDataModule
 from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers
 from pspikessm.models.binary_neuron import HeavisideSpike
 from pspikessm.models.lif_neuron import LIFNeuron

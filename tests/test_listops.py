@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pspikessm.data.listops import ListOpsDataModule, tokenize
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig
+from pspikessm.data.tasks.listops import ListOpsDataModule, tokenize
 
 
 def test_generated_rows_load_in_the_data_module(listops_dir: Path) -> None:

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import pspikessm.data.listops_generator as generator
-from pspikessm.data.listops import tokenize
 from pspikessm.data.listops_generator import (
     ListOpsGeneratorConfig,
     acceptance,
@@ -27,6 +26,7 @@ from pspikessm.data.listops_generator import (
     reference_tree,
     reference_value,
 )
+from pspikessm.data.tasks.listops import tokenize
 
 
 def evaluate_source(source: str) -> int:

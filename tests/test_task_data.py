@@ -19,8 +19,8 @@ from pspikessm.data import (
     SpeechCommandsDataModule,
 )
 from pspikessm.data.idx import read_idx, write_idx
-from pspikessm.data.mnist import bitrev_permutation
-from pspikessm.data.speech_commands import SC10, SC35
+from pspikessm.data.tasks.mnist import bitrev_permutation
+from pspikessm.data.tasks.speech_commands import SC10, SC35
 from task_files import (
     random_mnist,
     tone_clips,
@@ -192,7 +192,7 @@ def test_aan_bad_rows_name_file_and_line(tmp_path, line, message):
 def test_pathfinder_split_pixels_and_empty_image(tmp_path, monkeypatch):
     write_pathfinder(tmp_path, resolution=32, count=20)
     logged = []
-    monkeypatch.setattr("pspikessm.data.pathfinder.rank_zero_info", logged.append)
+    monkeypatch.setattr("pspikessm.data.tasks.pathfinder.rank_zero_info", logged.append)
     module = PathfinderDataModule(tmp_path, resolution=32)
     train, val, test = splits(module)
     assert any("20 images, skipped 1 empty image" in line for line in logged)

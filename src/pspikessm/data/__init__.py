@@ -1,7 +1,9 @@
-"""Data modules: one per task, sharing :class:`SequenceDataModule`.
+"""Data modules: one per task in ``tasks/``, sharing :class:`SequenceDataModule` and the
+components at this level (download, archives, cache, collate, splits, vocabulary, ...).
 
-The classes are imported on first use (PEP 562), so that light tools in this package (the
-ListOps generator) start without importing torch and Lightning.
+Components here import nothing above ``pspikessm.data``: no model, no CLI. The classes are
+imported on first use (PEP 562), so that light tools in this package (the ListOps generator)
+start without importing torch and Lightning.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 #: Exported name → the module defining it.
 _MODULES = {
-    "CIFAR10DataModule": "pspikessm.data.cifar",
-    "IMDBDataModule": "pspikessm.data.text",
-    "ListOpsDataModule": "pspikessm.data.listops",
-    "MNISTDataModule": "pspikessm.data.mnist",
-    "PathfinderDataModule": "pspikessm.data.pathfinder",
-    "RetrievalDataModule": "pspikessm.data.retrieval",
+    "CIFAR10DataModule": "pspikessm.data.tasks.cifar",
+    "IMDBDataModule": "pspikessm.data.tasks.imdb",
+    "ListOpsDataModule": "pspikessm.data.tasks.listops",
+    "MNISTDataModule": "pspikessm.data.tasks.mnist",
+    "PathfinderDataModule": "pspikessm.data.tasks.pathfinder",
+    "RetrievalDataModule": "pspikessm.data.tasks.retrieval",
     "SequenceDataModule": "pspikessm.data.base",
-    "SpeechCommandsDataModule": "pspikessm.data.speech_commands",
+    "SpeechCommandsDataModule": "pspikessm.data.tasks.speech_commands",
 }
 
 __all__ = [
@@ -45,10 +47,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from pspikessm.data.base import SequenceDataModule
-    from pspikessm.data.cifar import CIFAR10DataModule
-    from pspikessm.data.listops import ListOpsDataModule
-    from pspikessm.data.mnist import MNISTDataModule
-    from pspikessm.data.pathfinder import PathfinderDataModule
-    from pspikessm.data.retrieval import RetrievalDataModule
-    from pspikessm.data.speech_commands import SpeechCommandsDataModule
-    from pspikessm.data.text import IMDBDataModule
+    from pspikessm.data.tasks.cifar import CIFAR10DataModule
+    from pspikessm.data.tasks.imdb import IMDBDataModule
+    from pspikessm.data.tasks.listops import ListOpsDataModule
+    from pspikessm.data.tasks.mnist import MNISTDataModule
+    from pspikessm.data.tasks.pathfinder import PathfinderDataModule
+    from pspikessm.data.tasks.retrieval import RetrievalDataModule
+    from pspikessm.data.tasks.speech_commands import SpeechCommandsDataModule

@@ -6,8 +6,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from pspikessm.data.archives import tar_members
@@ -17,7 +15,7 @@ from pspikessm.data.errors import missing_data
 from pspikessm.data.progress import progress
 from pspikessm.data.splits import check_fraction, seeded_split
 from pspikessm.data.tokens import TokenDataModule
-from pspikessm.data.vocabulary import UNK, Vocabulary
+from pspikessm.data.vocabulary import Vocabulary, char_table, encode_chars
 
 CLASSES = ("neg", "pos")
 SPLIT_FOLDERS = ("train", "test")
@@ -56,28 +54,6 @@ def read_tarball(path: Path) -> dict[str, list[Review]]:
             name = f"{path}:{member.name}"
             splits[match[1]].append((name, _decode(data, name), CLASSES.index(match[2])))
     return {split: sorted(rows) for split, rows in splits.items()}
-
-
-def char_table(vocabulary: Vocabulary) -> np.ndarray:
-    """A lookup table code point → id (``<unk>`` for characters outside the vocabulary).
-
-    Encoding a review through it is one vectorised gather instead of a dict look-up per
-    character (the AAN training split alone holds about a billion characters).
-    """
-    if len(vocabulary) >= 2**15:
-        raise ValueError(f"{len(vocabulary)} characters do not fit int16 ids; raise min_freq")
-    table = np.full(0x110000, vocabulary.index[UNK], dtype=np.int32)
-    for token, index in vocabulary.index.items():
-        if len(token) == 1:
-            table[ord(token)] = index
-    return table
-
-
-def encode_chars(text: str, table: np.ndarray, max_length: int, eos_id: int) -> torch.Tensor:
-    """The ids (L,) of ``text[: max_length - 1]`` followed by ``<eos>``, as int16."""
-    points = np.frombuffer(text[: max_length - 1].encode("utf-32-le"), dtype=np.uint32)
-    ids = np.append(table[points], eos_id).astype(np.int16)
-    return torch.from_numpy(ids)
 
 
 def _decode(data: bytes, name: object) -> str:

@@ -9,10 +9,9 @@ from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collat
 from pspikessm.data.download import LRA_RELEASE, release_root
 from pspikessm.data.errors import require_files
 from pspikessm.data.progress import progress
-from pspikessm.data.text import char_table, encode_chars
 from pspikessm.data.textfiles import no_rows_error, read_lines
 from pspikessm.data.tokens import TokenDataModule
-from pspikessm.data.vocabulary import Vocabulary
+from pspikessm.data.vocabulary import Vocabulary, char_table, encode_chars
 
 RELEASE_SUBDIR = "tsv_data"
 #: Our split name → the release's file infix (``eval`` is the validation split).
