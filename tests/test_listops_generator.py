@@ -152,7 +152,7 @@ def test_make_listops_command(tmp_path: Path, capsys) -> None:
 
 def test_generator_needs_neither_torch_nor_lightning() -> None:
     """The generator (and its checks) start without the heavy imports, so a bad setting fails
-    at once; `pspikessm make-listops` gains that too once cli.py imports Lightning lazily."""
+    at once; `pspikessm make-listops` gains that too once pspikessm.cli imports Lightning lazily."""
     code = (
         "import sys\n"
         "from pspikessm.data.listops_generator import main\n"

@@ -1,55 +1,31 @@
-"""Command line: ``pspikessm fit|validate|test|predict --config FILE`` and the data tools.
+"""The training CLI: ``pspikessm fit|validate|test|predict --config FILE``.
 
-Examples::
-
-    pspikessm fit --config configs/quickstart.yaml
-    pspikessm fit --config configs/lra/listops.yaml --data.data_dir data/lra_release
-    pspikessm fit --config configs/quickstart.yaml --ckpt_path last      # resume
-    pspikessm fit --config configs/lra/listops.yaml --config configs/trainer/ddp.yaml  # all GPUs
-    pspikessm test --config configs/quickstart.yaml --ckpt_path last     # newest run's last.ckpt
-    pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
-    pspikessm prepare --config configs/lra/text.yaml                    # data, before training
-    pspikessm energy --config configs/quickstart.yaml --ckpt_path last [--split test]
-
-A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
+:class:`PSpikeSSMCLI` is Lightning's CLI with the data-to-model links, the checkpoint defaults
+and the run-safety callbacks; :func:`cli_main` builds it (tests call it in-process). The
+command-line entry point, with the tools beside the Trainer subcommands, is
+:func:`pspikessm.cli.main`.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import sys
 import warnings
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
-from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.callbacks.run_record import RunConfigRecord
 from pspikessm.checkpoint_io import use_atomic_checkpoints
-from pspikessm.cpu_memory import keep_freed_memory
-from pspikessm.data.listops_generator import main as make_listops_main
-from pspikessm.data.prepare import main as prepare_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
-from pspikessm.energy_cli import main as energy_main
 from pspikessm.module import SequenceClassifier
 from pspikessm.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
 
 log = logging.getLogger(__name__)
-
-#: Commands that are not Trainer subcommands: name → ``main(argv)``. A tool that builds the
-#: training CLI is given its class here (it does not import this module: no import circle).
-TOOLS: dict[str, Callable[[list[str]], None]] = {
-    "make-listops": make_listops_main,
-    "prepare": lambda argv: prepare_main(argv, PSpikeSSMCLI),
-    "energy": lambda argv: energy_main(argv, PSpikeSSMCLI),
-}
 
 
 class PSpikeSSMCLI(LightningCLI):
@@ -235,23 +211,3 @@ def quiet_start_up() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_lightning_tip)
     # Lightning 2.6 on torch >= 2.10 (its own use of a deprecated torch class).
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    keep_freed_memory()
-    quiet_start_up()
-    try:
-        if argv and argv[0] in TOOLS:
-            TOOLS[argv[0]](argv[1:])
-            return
-        if argv and argv[0] in ("-h", "--help"):
-            print(__doc__)
-            print("Data tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
-        cli_main(argv)
-    except SIGTERMException:  # also Lightning's own, which carries no exit status
-        sys.exit(PREEMPTED_EXIT_CODE)
-
-
-if __name__ == "__main__":
-    main()

@@ -18,62 +18,54 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningCLI
 
 from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.firing_rate import FiringRateMonitor
-from pspikessm.module import SequenceClassifier
+from pspikessm.cli.train import PSpikeSSMCLI, cli_main
 
 SPLITS = ("val", "test")
 
 
-def energy_cli_class(cli_class: type[LightningCLI]) -> type[LightningCLI]:
-    """``cli_class`` (the training CLI) with a trainer that only counts energy: no logger, no
-    progress bar, no FiringRateMonitor, and an :class:`EnergyEstimate` in ``.energy``."""
+class EnergyCLI(PSpikeSSMCLI):
+    """The training CLI with a trainer that only counts energy: no logger, no progress bar,
+    no FiringRateMonitor, and an :class:`EnergyEstimate` in ``.energy``."""
 
-    class EnergyCLI(cli_class):  # type: ignore[valid-type, misc]
-        energy: EnergyEstimate
+    energy: EnergyEstimate
 
-        def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-            configured = self.config_init[self.subcommand]["trainer"].get("callbacks") or []
-            kept = [c for c in configured if not isinstance(c, FiringRateMonitor | ProgressBar)]
-            energy = next((c for c in kept if isinstance(c, EnergyEstimate)), None)
-            self.energy = energy if energy is not None else EnergyEstimate()
-            if energy is None:
-                kept.append(self.energy)
-            return super().instantiate_trainer(
-                **kwargs, callbacks=kept, logger=False, enable_progress_bar=False
-            )
-
-    return EnergyCLI
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        configured = self.config_init[self.subcommand]["trainer"].get("callbacks") or []
+        kept = [c for c in configured if not isinstance(c, FiringRateMonitor | ProgressBar)]
+        energy = next((c for c in kept if isinstance(c, EnergyEstimate)), None)
+        self.energy = energy if energy is not None else EnergyEstimate()
+        if energy is None:
+            kept.append(self.energy)
+        return super().instantiate_trainer(
+            **kwargs, callbacks=kept, logger=False, enable_progress_bar=False
+        )
 
 
 def estimate_energy(
-    cli_args: list[str], ckpt_path: str | Path, split: str, cli_class: type[LightningCLI]
+    cli_args: list[str], ckpt_path: str | Path, split: str
 ) -> list[dict[str, float]]:
     """Evaluate ``ckpt_path`` (a file, or ``last``) on ``split`` with the model and data of
-    ``cli_args`` (e.g. ``["--config", "run/config.yaml"]``), through ``cli_class`` (the
-    training CLI, :class:`pspikessm.cli.PSpikeSSMCLI`); returns the energy table (one dict
-    per row)."""
+    ``cli_args`` (e.g. ``["--config", "run/config.yaml"]``); returns the energy table (one
+    dict per row)."""
     if split not in SPLITS:
         raise ValueError(f"--split {split!r}: expected one of {SPLITS}")
     if str(ckpt_path) != "last" and not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
     command = "test" if split == "test" else "validate"
-    cli = energy_cli_class(cli_class)(
-        SequenceClassifier,
-        LightningDataModule,  # any data module that fit takes
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
+    cli = cli_main(
+        [command, *cli_args, f"--ckpt_path={ckpt_path}", "--verbose=false"],
+        cli_class=EnergyCLI,
         save_config_callback=None,
-        args=[command, *cli_args, f"--ckpt_path={ckpt_path}", "--verbose=false"],
     )
     return cli.energy.table
 
 
-def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
+def main(argv: list[str]) -> None:
     """``pspikessm energy [--config FILE ...] --ckpt_path PATH|last [--split test|val]``."""
     parser = argparse.ArgumentParser(
         prog="pspikessm energy",
@@ -85,4 +77,4 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     )
     parser.add_argument("--split", default="test", choices=SPLITS, help="data split")
     args, cli_args = parser.parse_known_args(argv)
-    estimate_energy(cli_args, args.ckpt_path, args.split, cli_class)
+    estimate_energy(cli_args, args.ckpt_path, args.split)

@@ -26,21 +26,20 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.cli import LightningCLI
 
+from pspikessm.cli.train import PSpikeSSMCLI, cli_main
 from pspikessm.data.base import SPLITS, SequenceDataModule
 from pspikessm.data.errors import DataNotFound
-from pspikessm.module import SequenceClassifier
 
 
-def build_data_module(argv: list[str], cli_class: type[LightningCLI]) -> LightningDataModule:
-    """The data module that ``cli_class`` (the training CLI) would build from ``argv``.
+def build_data_module(argv: list[str]) -> LightningDataModule:
+    """The data module that the training CLI would build from ``argv``.
 
     The whole configuration is parsed as ``fit`` parses it, so the same files and options
     are accepted and checked; only the data module is instantiated.
     """
 
-    class PrepareCLI(cli_class):  # type: ignore[valid-type, misc]
+    class PrepareCLI(PSpikeSSMCLI):
         def instantiate_classes(self) -> None:
             parser = ArgumentParser()
             parser.add_subclass_arguments(LightningDataModule, "data", fail_untyped=False)
@@ -48,15 +47,12 @@ def build_data_module(argv: list[str], cli_class: type[LightningCLI]) -> Lightni
             self.datamodule = instantiate(Namespace(data=self.config.data)).data
 
     with _quiet():
-        cli = PrepareCLI(
-            SequenceClassifier,
-            LightningDataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
+        cli = cli_main(
+            argv,
+            run=False,
+            cli_class=PrepareCLI,
             save_config_callback=None,
             parser_kwargs={"prog": "pspikessm prepare", "description": __doc__.split("\n")[0]},
-            args=argv,
-            run=False,
         )
     return cli.datamodule
 
@@ -124,9 +120,9 @@ def prepare(data: LightningDataModule) -> list[str]:
     return [f"{name}: ready in {time.perf_counter() - start:.1f} s", *lines]
 
 
-def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
+def main(argv: list[str]) -> None:
     """``pspikessm prepare [--config FILE ...] [--data.init_args.NAME VALUE ...]``."""
-    data = build_data_module(argv, cli_class)
+    data = build_data_module(argv)
     try:
         lines = prepare(data)
     except (OSError, ValueError) as error:  # data errors name the file: no traceback
