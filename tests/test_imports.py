@@ -75,6 +75,23 @@ def test_the_check_finds_a_circle(tmp_path, monkeypatch):
         test_no_import_circle_in_the_package()
 
 
+def test_data_imports_nothing_above_it():
+    """Data modules and their shared components stand alone: no model, no CLI, no callbacks,
+    so a task can be read, tested and reused without the training code."""
+    paths = {module_name(p): p for p in SOURCE.rglob("*.py")}
+    above = {
+        name: sorted(
+            target
+            for target in imported_modules(path, set(paths))
+            if target != "pspikessm.data" and not target.startswith("pspikessm.data.")
+        )
+        for name, path in paths.items()
+        if name == "pspikessm.data" or name.startswith("pspikessm.data.")
+    }
+    assert len(above) > 20 and "pspikessm.data.tasks.listops" in above  # the check saw data/
+    assert {name: targets for name, targets in above.items() if targets} == {}
+
+
 #: What one reader can hold in one sitting: every function under src/, and a file that keeps
 #: one concept together (a task, a kernel, the block) rather than splitting it finer.
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 60
