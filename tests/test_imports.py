@@ -1,5 +1,6 @@
-"""No import circle in the package: every import statement (in functions too) counts, except
-those under ``if TYPE_CHECKING:`` (never run)."""
+"""No import circle in the package or the benchmarks: every import statement (in functions too)
+counts, except those under ``if TYPE_CHECKING:`` (never run). Neither benchmarks nor tests edit
+``sys.path``; files and functions stay short."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "src"
+#: Run as ``python -m benchmarks....`` from the repository root.
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(SOURCE).with_suffix("").parts
+    base = SOURCE if path.is_relative_to(SOURCE) else BENCHMARKS.parent
+    parts = path.relative_to(base).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def all_modules() -> dict[str, Path]:
+    """Module name → file, for the package under src/ and the benchmarks package."""
+    return {module_name(p): p for p in [*SOURCE.rglob("*.py"), *BENCHMARKS.rglob("*.py")]}
 
 
 def _runtime_nodes(tree: ast.AST):
@@ -46,8 +56,8 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
     return names & known
 
 
-def test_no_import_circle_in_the_package():
-    paths = {module_name(p): p for p in SOURCE.rglob("*.py")}
+def import_circles(paths: dict[str, Path]) -> list[str]:
+    """Each import circle among the modules ``paths`` (name → file), as ``a -> b -> a``."""
     graph = {name: imported_modules(path, set(paths)) - {name} for name, path in paths.items()}
     circles: list[list[str]] = []
 
@@ -61,7 +71,13 @@ def test_no_import_circle_in_the_package():
 
     for name in sorted(graph):
         visit(name, [name], {name})
-    assert circles == [], [" -> ".join(circle) for circle in circles]
+    return [" -> ".join(circle) for circle in circles]
+
+
+def test_no_import_circle_in_the_package():
+    paths = all_modules()
+    assert "benchmarks.parity.run" in paths and "pspikessm.cli.train" in paths  # both were read
+    assert import_circles(paths) == []
 
 
 def test_the_check_finds_a_circle(tmp_path, monkeypatch):
@@ -71,14 +87,43 @@ def test_the_check_finds_a_circle(tmp_path, monkeypatch):
     (package / "a.py").write_text("def f():\n    from pkg import b\n")
     (package / "b.py").write_text("from pkg.a import f\n")
     monkeypatch.setattr(f"{__name__}.SOURCE", tmp_path)
-    with pytest.raises(AssertionError, match="pkg.a -> pkg.b -> pkg.a"):
-        test_no_import_circle_in_the_package()
+    circles = import_circles({module_name(p): p for p in tmp_path.rglob("*.py")})
+    assert circles == ["pkg.a -> pkg.b -> pkg.a", "pkg.b -> pkg.a -> pkg.b"]  # from each end
+
+
+def sys_path_edits(path: Path) -> list[str]:
+    """``file:line`` of each change to ``sys.path`` in ``path`` (a call on it, an assignment)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = node.func.value
+        elif isinstance(node, ast.Assign | ast.AugAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        if target is not None and ast.unparse(target) in ("sys.path", "os.sys.path"):
+            found.append((node.lineno, f"{path.relative_to(ROOT)}:{node.lineno}"))
+    return [where for _, where in sorted(found)]
+
+
+def test_benchmarks_and_tests_do_not_edit_sys_path():
+    """They import the package as installed (or from src/ by pytest's ``pythonpath``) and the
+    benchmarks as a package run from the repository root."""
+    files = [*BENCHMARKS.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    assert len(files) > 20
+    assert [edit for path in files for edit in sys_path_edits(path)] == []
+
+
+def test_the_sys_path_check_finds_an_edit(tmp_path, monkeypatch):
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nsys.path.insert(0, 'src')\nsys.path += ['x']\n")
+    assert sys_path_edits(script) == ["script.py:2", "script.py:3"]
 
 
 def test_data_imports_nothing_above_it():
     """Data modules and their shared components stand alone: no model, no CLI, no callbacks,
     so a task can be read, tested and reused without the training code."""
-    paths = {module_name(p): p for p in SOURCE.rglob("*.py")}
+    paths = all_modules()
     above = {
         name: sorted(
             target

@@ -1,7 +1,8 @@
-"""The parity benchmark's own pieces, without the authors' checkout (benchmarks/parity*.py)."""
+"""The parity benchmark's own pieces, without the authors' checkout (benchmarks/parity/)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -11,24 +12,23 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.authors import authors_vocabulary
+from benchmarks.parity.ablations import MaskedBatchNorm1d
+from benchmarks.parity.probes import OursProbe
+from benchmarks.parity.sides import ParityData, Schedule, Side, accuracy, ours_cli
+from benchmarks.parity.transfer import weight_map
 from conftest import tiny_model_args
+from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from authors_model import authors_vocabulary  # noqa: E402
-from parity_ablations import MaskedBatchNorm1d  # noqa: E402
-from parity_probes import OursProbe  # noqa: E402
-from parity_setup import ParityData, Schedule, Side, accuracy, ours_cli  # noqa: E402
-from parity_transfer import weight_map  # noqa: E402
-
-from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_parity_without_checkout_skips(tmp_path: Path) -> None:
     for extra in ([], ["--authors", str(tmp_path)]):
         done = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "parity.py"), *extra],
+            [sys.executable, "-m", "benchmarks.parity.run", *extra],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
             capture_output=True,
             text=True,
             timeout=120,
@@ -125,7 +125,7 @@ def test_weight_map_fills_every_parameter_of_the_listops_model(tmp_path: Path) -
 
 
 def test_gradient_kinds_name_both_models_alike() -> None:
-    from parity_diagnostics import kind_of
+    from benchmarks.parity.diagnostics import kind_of
 
     pairs = {
         "backbone.layers.0.inp_b": "backbone.blocks.0.fuse.affines.0.shift",

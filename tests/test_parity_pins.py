@@ -2,9 +2,9 @@
 
 ``AUTHORS`` below was recorded from the authors' model (NeuroCompLab-psu/PSpikeSSMs, HEAD
 8f7a954) loaded with this project's seed-0 initial weights, on the fixed generated batch of
-``benchmarks/parity_pins.py``, by
+``benchmarks/parity/pins.py``, by
 
-    python benchmarks/parity_pins.py --authors /tmp/authors
+    python -m benchmarks.parity.pins --authors /tmp/authors
 
 With equal weights the two models differ only in their code; measured so, every statistic
 agreed to 1e-5. The statistics: the initial cross-entropy; per layer and branch (``_b``: the
@@ -16,17 +16,13 @@ output before the GELU) over the valid steps.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from parity_pins import PIN_SEED, initial_statistics, pin_batch  # noqa: E402
-from parity_setup import Schedule, ours_side  # noqa: E402
+from benchmarks.parity.pins import PIN_SEED, initial_statistics, pin_batch
+from benchmarks.parity.sides import Schedule, ours_side
 
 AUTHORS = {
     "loss": 2.29157,

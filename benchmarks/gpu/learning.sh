@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 16 on a device machine: how fast P-SpikeSSM learns against its non-spiking twin, and
-# which training switches close the gap (benchmarks/learning.py). CPU only, one torch thread
+# which training switches close the gap (benchmarks/parity/learning.py). CPU only, one torch thread
 # per run, LEARNING_JOBS runs at once (default: the cores this process may use, at most 10).
 # From the repo root, with wheels the machine lacks in .whl/:
 #
@@ -67,13 +67,13 @@ ARGS=(
 )
 echo "cores $CORES, jobs $JOBS, steps $STEPS, seeds $SEEDS, training stops after $TRAIN_S s"
 # Training and timing: stopped (the whole process group) after TRAIN_S s.
-timeout -s INT -k 10 "$TRAIN_S" python3 benchmarks/learning.py "${ARGS[@]}" --no-write \
+timeout -s INT -k 10 "$TRAIN_S" python3 -m benchmarks.parity.learning "${ARGS[@]}" --no-write \
   2>&1 | grep -v -e "^Seed set" -e "LeafSpec" -e "rank_zero_warn" -e "no spiking layers" \
     -e "^GPU available" -e "^TPU available" -e "litlogger" \
   | tee "$OUT/learning_train.log"
 echo "training: rc ${PIPESTATUS[0]} after $(( $(date +%s) - START )) s" | tee -a "$OUT/learning_train.log"
 # The table from the finished runs: RESULTS.md section and JSON, into $OUT.
-python3 benchmarks/learning.py "${ARGS[@]}" --report-only 2>&1 | tee "$OUT/learning.log"
+python3 -m benchmarks.parity.learning "${ARGS[@]}" --report-only 2>&1 | tee "$OUT/learning.log"
 cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
 cp benchmarks/results/learning_cpu.json "$OUT/" 2>/dev/null
 echo "done in $(( $(date +%s) - START )) s" | tee -a "$OUT/learning.log"

@@ -76,7 +76,7 @@ echo "setup: $(( $(date +%s) - start )) s" >> "$OUT/parity.log"
 # parity.py generates the data once (LRA grammar, lengths 20-200, depth up to 6: the same
 # write_listops as `pspikessm make-listops`), then trains every (side, seed) in its own process.
 # shellcheck disable=SC2086
-timeout --signal=TERM --kill-after=10 "$LIMIT" "$PY" benchmarks/parity.py \
+timeout --signal=TERM --kill-after=10 "$LIMIT" "$PY" -m benchmarks.parity.run \
   --authors "$AUTHORS" --data-dir "$DATA" --device "$DEVICE" \
   --steps "$STEPS" --warmup 100 --eval-at $EVAL_AT --seeds $SEEDS --jobs "$JOBS" \
   --out-dir "$OUT/runs" >> "$OUT/parity.log" 2>&1
@@ -93,7 +93,7 @@ fi
 {
   echo "# Parity runs ($STEPS steps, device $DEVICE, parity.py status $status)"
   echo
-  "$PY" benchmarks/parity.py --collect "${runs[@]}"
+  "$PY" -m benchmarks.parity.run --collect "${runs[@]}"
 } > "$OUT/parity.md" 2>> "$OUT/parity.log"
 cat "$OUT/parity.md"
 exit "$status"

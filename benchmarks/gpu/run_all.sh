@@ -56,11 +56,11 @@ quickstart() {  # the README's second command, timed end to end on cores 0-1
   echo "rc=$? quickstart_wall_s=$(( $(date +%s) - begin ))" >>"$OUT/cpu.log"
 }
 quickstart
-cpu_bench train benchmarks/train.py --threads 2 --repeats 5 --breakdown
-[ -d .authors ] && cpu_bench official benchmarks/official.py --authors .authors \
+cpu_bench train -m benchmarks.speed.train --threads 2 --repeats 5 --breakdown
+[ -d .authors ] && cpu_bench official -m benchmarks.speed.official --authors .authors \
   --device cpu --threads 2 --repeats 3
-cpu_bench lif benchmarks/lif.py --device cpu --threads 2 --lengths 1024 4096 --repeats 3
-cpu_bench block benchmarks/block.py --threads 2 --repeats 5
+cpu_bench lif -m benchmarks.speed.lif --device cpu --threads 2 --lengths 1024 4096 --repeats 3
+cpu_bench block -m benchmarks.speed.block --threads 2 --repeats 5
 
 wait
 gpu_bench() {  # name, then the command; on the GPU once the parity runs have let go of it
@@ -71,8 +71,8 @@ gpu_bench() {  # name, then the command; on the GPU once the parity runs have le
   timeout "$limit" taskset -c 0-7 python3 "$@" >>"$OUT/gpu.log" 2>&1
   echo "rc=$?" >>"$OUT/gpu.log"
 }
-gpu_bench train benchmarks/train.py --skip-pathx --breakdown --repeats 10 --warmup 3
-[ -d .authors ] && gpu_bench official benchmarks/official.py --authors .authors \
+gpu_bench train -m benchmarks.speed.train --skip-pathx --breakdown --repeats 10 --warmup 3
+[ -d .authors ] && gpu_bench official -m benchmarks.speed.official --authors .authors \
   --device cuda --repeats 10 --warmup 3
 cp -r benchmarks/RESULTS.md benchmarks/results "$OUT/" 2>/dev/null
 echo "done in $(( $(date +%s) - START )) s" | tee -a "$OUT/cpu.log"

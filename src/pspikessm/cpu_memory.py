@@ -4,7 +4,7 @@ glibc returns every freed block above its mmap threshold (at most 32 MiB) to the
 maps fresh zero pages for the next allocation of that size. A long-sequence step allocates
 and frees many (B, H, 2L) buffers, so on CPU most of its time went to page faults: one
 block fwd+bwd at L=16384 took 1.21 s with glibc's defaults and 0.43 s with freed memory kept
-(``python benchmarks/block.py``, 2-core CPU). The price is a higher peak RSS, since memory
+(``python -m benchmarks.speed.block``, 2-core CPU). The price is a higher peak RSS, since memory
 is reused rather than returned. This is what ``LD_PRELOAD``-ing jemalloc or tcmalloc also
 achieves; here it needs no extra library.
 """

@@ -24,15 +24,15 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-from authors_model import SPECIALS, authors_optimizer, authors_vocabulary, build_authors_model
 from torch import nn
 
+from benchmarks.authors import SPECIALS, authors_optimizer, authors_vocabulary, build_authors_model
+from benchmarks.harness import ROOT
 from pspikessm.cli import cli_main
 from pspikessm.data.collate import pad_collate
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
 from pspikessm.data.tasks.listops import ListOpsDataModule
 
-ROOT = Path(__file__).resolve().parent.parent
 OURS_CONFIG = "configs/lra/listops.yaml"
 GENERATED = ListOpsGeneratorConfig(
     num_train=32000, num_val=2000, num_test=2000, min_length=20, max_length=200, max_depth=6

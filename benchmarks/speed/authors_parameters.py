@@ -1,11 +1,11 @@
 """Each task config's backbone against the authors' network for that experiment, by the
 parameters that receive a gradient.
 
-    python benchmarks/authors_parameters.py --authors /path/to/PSpikeSSMs
-    python benchmarks/authors_parameters.py --authors PATH --tasks listops image
+    python -m benchmarks.speed.authors_parameters --authors /path/to/PSpikeSSMs
+    python -m benchmarks.speed.authors_parameters --authors PATH --tasks listops image
 
 The authors' side is their ``SequenceModel`` (a checkout of NeuroCompLab-psu/PSpikeSSMs, built
-by ``benchmarks/authors_model.py``) with the settings of their
+by ``benchmarks/authors.py``) with the settings of their
 ``configs/experiment/lra/pSpikeSSM-<task>.yaml`` written out below; this project's side is the
 config's blocks and final norm. Both run one forward and backward on random inputs, and only
 parameters with a gradient count: their block also builds layers its forward never uses
@@ -23,9 +23,10 @@ import sys
 from pathlib import Path
 
 import torch
-from authors_model import BACKBONE, LAYER, MODEL_FILE, import_authors
-from common import emit
-from train import ROOT, build_module
+
+from benchmarks.authors import BACKBONE, LAYER, MODEL_FILE, import_authors
+from benchmarks.harness import emit
+from benchmarks.speed.train import ROOT, build_module
 
 SSM_LR = {"dt": 0.001, "A": 0.001, "B": 0.001}
 #: task → (config, what the data links, their `model.layer` keys, their `model` keys), from

@@ -1,7 +1,7 @@
 """Record what ``tests/test_parity_pins.py`` pins: the authors' initial statistics on a fixed batch.
 
     pip install einops omegaconf
-    python benchmarks/parity_pins.py --authors /path/to/PSpikeSSMs
+    python -m benchmarks.parity.pins --authors /path/to/PSpikeSSMs
 
 This project's ListOps model is built from ``configs/lra/listops.yaml`` with seed 0; its
 initial weights are copied into the authors' model (``parity_transfer.py``), and the authors'
@@ -34,7 +34,7 @@ PIN_SEED = 0
 
 def pin_batch(data_dir: Path):
     """Write the pinned set to ``data_dir``; returns (ParityData, (inputs, lengths, targets))."""
-    from parity_setup import ParityData
+    from benchmarks.parity.sides import ParityData
 
     write_listops(data_dir, PIN_DATA)
     data = ParityData(data_dir)
@@ -60,7 +60,7 @@ def initial_statistics(side, batch) -> dict[str, float]:
     """The pinned statistics of ``side`` (a ``parity_setup.Side``) on ``batch``: one forward in
     training mode with ``torch.manual_seed(PIN_SEED)`` before it, no gradients; the model's
     BatchNorm buffers are left as they were."""
-    from parity_probes import AuthorsProbe, OursProbe
+    from benchmarks.parity.probes import AuthorsProbe, OursProbe
 
     inputs, lengths, targets = batch
     backbone = side.model.backbone
@@ -78,9 +78,9 @@ def initial_statistics(side, batch) -> dict[str, float]:
 
 def record(authors_path: Path) -> tuple[dict[str, float], dict[str, float]]:
     """(the authors' pinned statistics with our seed-0 weights, ours)."""
-    from parity import authors_or_skip
-    from parity_setup import Schedule, authors_side, ours_side
-    from parity_transfer import copy_weights
+    from benchmarks.parity.run import authors_or_skip
+    from benchmarks.parity.sides import Schedule, authors_side, ours_side
+    from benchmarks.parity.transfer import copy_weights
 
     authors = authors_or_skip(authors_path)
     torch.set_num_threads(1)

@@ -11,9 +11,9 @@ quadratic in L (``lif_indexed``, up to ``--indexed-max-length``). Prints one ``n
 line per measurement: milliseconds per forward+backward and the ratios ``<loop>_speedup_L<L>``
 (LIF time / P-SpikeSSM time).
 
-    python benchmarks/lif.py                              # H=128, N=64, batch 8, all lengths
-    python benchmarks/lif.py --lengths 256 1024 --repeats 5 --device cuda
-    python benchmarks/lif.py --threads 1    # a shared CPU: OpenMP threads that wait on
+    python -m benchmarks.speed.lif                              # H=128, N=64, batch 8, all lengths
+    python -m benchmarks.speed.lif --lengths 256 1024 --repeats 5 --device cuda
+    python -m benchmarks.speed.lif --threads 1    # a shared CPU: OpenMP threads that wait on
                                             # each other distort both timings
 """
 

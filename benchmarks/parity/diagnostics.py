@@ -1,7 +1,7 @@
 """Where the authors' ListOps model and this project's differ, on one fixed batch.
 
-    python benchmarks/parity_diagnostics.py --authors /path/to/PSpikeSSMs
-    python benchmarks/parity_diagnostics.py --authors PATH --steps 200 \\
+    python -m benchmarks.parity.diagnostics --authors /path/to/PSpikeSSMs
+    python -m benchmarks.parity.diagnostics --authors PATH --steps 200 \\
         --ours-arg=--model.backbone.init_args.block.share_uniforms=false
 
 For each model (the authors' from their checkout, this project's from ``configs/lra/listops.yaml``
@@ -37,12 +37,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import emit
-from parity import authors_or_skip
-from parity_ablations import apply_ablations, authors_overrides, describe
-from parity_probes import AuthorsProbe, OursProbe
-from parity_setup import ROOT, ParityData, Schedule, Side, authors_side, ours_side, train_step
-from parity_transfer import copy_weights
+
+from benchmarks.harness import emit
+from benchmarks.parity.ablations import apply_ablations, authors_overrides, describe
+from benchmarks.parity.probes import AuthorsProbe, OursProbe
+from benchmarks.parity.run import authors_or_skip
+from benchmarks.parity.sides import (
+    ROOT,
+    ParityData,
+    Schedule,
+    Side,
+    authors_side,
+    ours_side,
+    train_step,
+)
+from benchmarks.parity.transfer import copy_weights
 
 # (pattern on a block parameter's name inside its block, kind); first match wins. Branch 2's
 # parameters get the suffix ``_b``. Names of both models, this project's before and after

@@ -1,7 +1,8 @@
 """The authors' ListOps model (NeuroCompLab-psu/PSpikeSSMs, HEAD 8f7a954), built from a checkout.
 
-Nothing of their code is in this repository: :func:`import_authors` puts a local checkout
-(``--authors PATH``) on ``sys.path`` and imports their classes. Their Hydra experiment
+Nothing of their code is in this repository: :func:`import_authors` loads their package
+``src`` from a local checkout (``--authors PATH``, not put on ``sys.path``) and imports their
+classes. Their Hydra experiment
 ``configs/experiment/lra/pSpikeSSM-listops.yaml`` is written out below as plain settings, each
 with the file and key it comes from, and their classes are instantiated directly.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.machinery
+import importlib.util
 import sys
 import types
 from collections.abc import Mapping
@@ -113,6 +116,18 @@ def _stub_modules() -> None:
         sys.modules["hydra"] = hydra
 
 
+def _register_package(name: str, folder: Path) -> None:
+    """Make ``import name.x`` find ``folder/x.py``: their code imports itself as the top-level
+    package ``src`` (a namespace package, no ``__init__.py``), so ``src`` is registered as a
+    package whose path is their folder, without putting the checkout on ``sys.path``."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and str(folder) in list(getattr(loaded, "__path__", [])):
+        return
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [str(folder)]
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+
+
 def import_authors(path: str | Path) -> types.SimpleNamespace:
     """Import the authors' classes from the checkout at ``path``; errors name what is missing."""
     root = Path(path).resolve()
@@ -127,8 +142,7 @@ def import_authors(path: str | Path) -> types.SimpleNamespace:
                 f"the authors' model needs {needed!r}: pip install einops omegaconf"
             )
     _stub_modules()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    _register_package("src", root / "src")
     model = importlib.import_module("src.models.sequence.backbones.model")
     if not Path(model.__file__).resolve().is_relative_to(root):
         raise ImportError(f"'src' resolved to {model.__file__}, not to the checkout {root}")

@@ -1,12 +1,12 @@
 """Learning curves of the authors' ListOps model and this project's, on the same data and steps.
 
     pip install einops omegaconf          # the authors' code needs them (not this package)
-    python benchmarks/parity.py --authors /path/to/PSpikeSSMs                 # seed 0, 1000 steps
-    python benchmarks/parity.py --authors PATH --seeds 0 1 2 --jobs 2
-    python benchmarks/parity.py --authors PATH --steps 3000 --eval-at 250 500 1000 2000 \\
+    python -m benchmarks.parity.run --authors /path/to/PSpikeSSMs                 # seed 0, 1000 steps
+    python -m benchmarks.parity.run --authors PATH --seeds 0 1 2 --jobs 2
+    python -m benchmarks.parity.run --authors PATH --steps 3000 --eval-at 250 500 1000 2000 \\
         --device cuda --jobs 6 --seeds 0 1 2 --out-dir runs/    # then --collect runs/*.json
-    python benchmarks/parity.py --authors PATH --sides ours --ours-config configs/model/fast.yaml
-    python benchmarks/parity.py --authors PATH --authors-ablation mask_bn     # see --help
+    python -m benchmarks.parity.run --authors PATH --sides ours --ours-config configs/model/fast.yaml
+    python -m benchmarks.parity.run --authors PATH --authors-ablation mask_bn     # see --help
 
 Both models train on a generated ListOps set (LRA grammar, lengths 20-200, depth up to 6,
 written to ``--data-dir`` on first use) with identical batches of 32 in identical order per
@@ -39,10 +39,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from authors_model import MODEL_FILE, import_authors
-from common import emit
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.authors import MODEL_FILE, import_authors
+from benchmarks.harness import ROOT, emit
 
 
 def authors_or_skip(path: Path | None):
@@ -63,8 +61,8 @@ def run_job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from parity_ablations import apply_ablations, authors_overrides
-    from parity_setup import ParityData, Schedule, authors_side, ours_side, train_curve
+    from benchmarks.parity.ablations import apply_ablations, authors_overrides
+    from benchmarks.parity.sides import ParityData, Schedule, authors_side, ours_side, train_curve
 
     data = ParityData(Path(job["data_dir"]))
     schedule = Schedule(steps=job["steps"], warmup=job["warmup"])
@@ -111,7 +109,8 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
     """Both accuracies of a checkpoint of this project's config on the parity validation set
     (what ``pspikessm fit`` logged as ``val/acc`` is the macro one)."""
     import torch
-    from parity_setup import ParityData, Schedule, accuracy, ours_side
+
+    from benchmarks.parity.sides import ParityData, Schedule, accuracy, ours_side
 
     torch.set_num_threads(1)
     side = ours_side(args.data_dir, 0, Schedule(), args.ours_config, args.ours_arg)
@@ -232,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         emit(evaluate_checkpoint(args))
         return
     authors_or_skip(args.authors)
-    from parity_ablations import describe
-    from parity_setup import ParityData
+    from benchmarks.parity.ablations import describe
+    from benchmarks.parity.sides import ParityData
 
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """Training throughput of the ListOps config (the paper's block and the fast variant side by
 side) and peak memory of the Path-X config.
 
-    python benchmarks/train.py                                  # both, as shipped
-    python benchmarks/train.py --pathx-config my/pathx.yaml     # another Path-X config
-    python benchmarks/train.py --skip-pathx --batch 32          # ListOps at the config's batch
+    python -m benchmarks.speed.train                                  # both, as shipped
+    python -m benchmarks.speed.train --pathx-config my/pathx.yaml     # another Path-X config
+    python -m benchmarks.speed.train --skip-pathx --batch 32          # ListOps at the config's batch
 
 ListOps: the model of ``configs/lra/listops.yaml`` (the authors' experiment: S4 DPLR kernel,
 two branches) and of the same config with ``configs/model/fast.yaml`` (S4D kernel, one branch),
@@ -34,8 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from common import (
-    HERE,
+from jsonargparse import ArgumentParser
+
+from benchmarks.harness import (
+    ROOT,
     command_line,
     default_device,
     emit,
@@ -46,12 +48,9 @@ from common import (
     time_interleaved,
     write_results,
 )
-from jsonargparse import ArgumentParser
-
 from pspikessm.module import SequenceClassifier
 from pspikessm.optim import parameter_groups
 
-ROOT = HERE.parent
 PAPER_LISTOPS_S_PER_STEP = (3.3, 3.6)  # the paper's code, batch 8, L=2048, this 2-core CPU
 FAST = ROOT / "configs/model/fast.yaml"
 
@@ -167,7 +166,9 @@ def pathx_child(args: argparse.Namespace) -> None:
 
 
 def pathx(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, float]:
-    command = [sys.executable, __file__, "--pathx-child", "--precision", precision]
+    # As a module from the repository root (cwd), as it was started.
+    command = [sys.executable, "-m", "benchmarks.speed.train", "--pathx-child"]
+    command += ["--precision", precision]
     command += ["--pathx-config", str(args.pathx_config), "--pathx-steps", str(args.pathx_steps)]
     command += ["--pathx-batch", str(args.pathx_batch), "--pathx-length", str(args.pathx_length)]
     command += ["--threads", str(args.threads)] if args.threads else []

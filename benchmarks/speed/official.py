@@ -1,10 +1,10 @@
 """Training step of the authors' ListOps model (their code) beside this project's ListOps
 config, on the same batches in the same run.
 
-    python benchmarks/official.py --authors /path/to/PSpikeSSMs       # batch 8, L = 2048
-    python benchmarks/official.py --authors PATH --device cuda --batch 32
+    python -m benchmarks.speed.official --authors /path/to/PSpikeSSMs       # batch 8, L = 2048
+    python -m benchmarks.speed.official --authors PATH --device cuda --batch 32
 
-The authors' side is their code from a checkout (``benchmarks/authors_model.py``: their
+The authors' side is their code from a checkout (``benchmarks/authors.py``: their
 ``SequenceModel`` with the ListOps experiment's settings, their optimiser groups and schedule,
 their pure-torch Cauchy kernel; ``pip install einops omegaconf``). This project's side is
 ``configs/lra/listops.yaml`` (the same experiment) and, for reference, the same config with
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from authors_model import MODEL_FILE, authors_optimizer, build_authors_model, import_authors
-from common import (
+
+from benchmarks.authors import MODEL_FILE, authors_optimizer, build_authors_model, import_authors
+from benchmarks.harness import (
     command_line,
     default_device,
     emit,
@@ -34,7 +35,7 @@ from common import (
     time_interleaved,
     write_results,
 )
-from train import FAST, ROOT, build_module, make_step, synthetic_batch
+from benchmarks.speed.train import FAST, ROOT, build_module, make_step, synthetic_batch
 
 VOCAB = 18  # the ListOps vocabulary (pad, unk, eos and 15 symbols), the same on both sides
 

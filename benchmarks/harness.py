@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: timing, the machine's description, and result files.
+"""What the benchmarks share: timing, the machine's description, and result files.
 
 Timings are medians over repeats after warm-up; on a GPU they use CUDA events, so every script
 runs unchanged on either device. Results go to ``benchmarks/results/<name>_<device>.json`` and
@@ -19,10 +19,21 @@ from pathlib import Path
 
 import torch
 
+import pspikessm
+from pspikessm.cpu_memory import keep_freed_memory
+
+#: benchmarks/ and the repository root (run the benchmarks from there: ``python -m
+#: benchmarks.speed.train``).
 HERE = Path(__file__).resolve().parent
-# This checkout's package wins over any installed copy.
-sys.path.insert(0, str(HERE.parent / "src"))
-from pspikessm.cpu_memory import keep_freed_memory  # noqa: E402
+ROOT = HERE.parent
+if not Path(pspikessm.__file__).resolve().is_relative_to(ROOT / "src"):
+    # A benchmark measures this checkout; an installed copy of another one would be timed
+    # silently instead.
+    raise ImportError(
+        f"pspikessm was imported from {Path(pspikessm.__file__).parent}, not from this "
+        f"checkout's {ROOT / 'src'}: run the benchmarks from {ROOT} after `pip install -e .` "
+        "there, or with PYTHONPATH=src"
+    )
 
 # As the CLI does: measure what a training run gets.
 keep_freed_memory()
@@ -142,8 +153,11 @@ def write_results(name: str, payload: dict[str, object], table_md: str) -> Path:
 
 
 def command_line() -> str:
-    """How this script was run, for the results table."""
-    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    """How this benchmark was run (``python -m benchmarks.speed.train ...``), for the results
+    table."""
+    script = Path(sys.argv[0]).resolve().with_suffix("")
+    module = ".".join(script.relative_to(ROOT).parts) if script.is_relative_to(ROOT) else script
+    return " ".join(["python", "-m", str(module), *sys.argv[1:]])
 
 
 def machine_line(info: dict[str, object]) -> str:

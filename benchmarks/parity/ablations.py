@@ -12,10 +12,10 @@ from __future__ import annotations
 import types
 
 import torch
-from parity_probes import AuthorsProbe
-from parity_setup import Side
 from torch import nn
 
+from benchmarks.parity.probes import AuthorsProbe
+from benchmarks.parity.sides import Side
 from pspikessm.models.backbone import valid_mask
 from pspikessm.optim import tag_optim
 

@@ -5,8 +5,8 @@ The FFT floor is the forward+backward (autograd) of a bare FFT convolution
 kernel k (H, L): the work no FFT-based SSM layer can avoid. Block and floor are timed
 round-robin in the same run, so their ratio is robust to background load.
 
-    python benchmarks/block.py                       # H=128, N=64, B=8, L=1024,4096,16384
-    python benchmarks/block.py --lengths 1024 4096 --repeats 5
+    python -m benchmarks.speed.block                       # H=128, N=64, B=8, L=1024,4096,16384
+    python -m benchmarks.speed.block --lengths 1024 4096 --repeats 5
 
 Prints ``name=value`` lines, writes ``benchmarks/results/block_<device>.json`` and the
 ``block`` section of ``benchmarks/RESULTS.md``. On a GPU the same runs use CUDA events and are
@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import torch
-from common import (
+
+from benchmarks.harness import (
     command_line,
     default_device,
     emit,
@@ -32,7 +33,6 @@ from common import (
     time_interleaved,
     write_results,
 )
-
 from pspikessm.models import BlockSettings, PSpikeSSMBlock
 
 
