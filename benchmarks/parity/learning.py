@@ -1,9 +1,9 @@
 """How fast P-SpikeSSM learns against the same network without spikes, on generated ListOps.
 
-    python -m benchmarks.parity.learning                       # pspike vs nonspiking, seeds 0 1 2
-    python -m benchmarks.parity.learning --jobs 2 --variant warm=model.spike_warmup_steps=300
-    python -m benchmarks.parity.learning --variant fast=configs/model/fast_learning.yaml,model.lr=0.006
-    python -m benchmarks.parity.learning --set data.init_args.batch_size=64 --steps 800
+    python benchmarks/learning.py                       # pspike vs nonspiking, seeds 0 1 2
+    python benchmarks/learning.py --jobs 2 --variant warm=model.spike_warmup_steps=300
+    python benchmarks/learning.py --variant fast=configs/model/fast_learning.yaml,model.lr=0.006
+    python benchmarks/learning.py --set data.init_args.batch_size=64 --steps 800
 
 Every run builds its model, data and trainer through the CLI
 (``pspikessm.cli.cli_main(args, run=False)``) from ``configs/quickstart.yaml`` (H=64, 2 layers,
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import command_line, emit, machine, machine_line, write_results
+from benchmarks.harness import HERE, command_line, emit, machine, machine_line, write_results
 from benchmarks.parity.learning_runs import (
     LISTOPS,
     ROOT,
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one thread each)")
     parser.add_argument("--timing-repeats", type=int, default=40)
     parser.add_argument("--same-within", type=float, default=0.05)
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "listops-learning")
+    parser.add_argument("--data-dir", type=Path, default=HERE.parent / "data" / "listops-learning")
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/pspikessm-learning"))
     parser.add_argument(
         "--cache",

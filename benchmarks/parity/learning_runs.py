@@ -1,4 +1,4 @@
-"""The runs of ``benchmarks/parity/learning.py``: variants, per-step timing, one training run.
+"""The runs of ``benchmarks/learning.py``: variants, per-step timing, one training run.
 
 Everything is built by the CLI (``cli_main(args, run=False)``) from ``configs/quickstart.yaml``
 and a variant's items, so a variant trains exactly as ``pspikessm fit`` would train it.
@@ -20,10 +20,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from benchmarks.harness import ROOT, time_interleaved
+from benchmarks.harness import HERE, time_interleaved
 from pspikessm.cli import cli_main
 from pspikessm.optim import parameter_groups
 
+ROOT = HERE.parent
 BASE_CONFIG = ROOT / "configs" / "quickstart.yaml"
 #: The generated set: LRA grammar, 20-200 tokens (exclusive), depth up to 6.
 LISTOPS = {
