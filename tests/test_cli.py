@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
-from pspikessm.cli import cli_main, main
+from pspikessm.cli import TOOLS, cli_main, main
 from pspikessm.data.listops_generator import write_listops
 from pspikessm.module import SequenceClassifier
 
@@ -82,10 +83,20 @@ def test_unknown_config_key_is_an_error(tmp_path: Path, capsys) -> None:
     assert "modle" in capsys.readouterr().err
 
 
-def test_help_lists_the_data_tools(capsys) -> None:
+def test_help_lists_the_tools(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "make-listops" in capsys.readouterr().out
+    listed = capsys.readouterr().out.split("Tools: ", 1)[1].split(" (", 1)[0]
+    assert listed.split(", ") == list(TOOLS) and {"make-listops", "prepare", "energy"} <= set(TOOLS)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_each_tool_has_a_main_and_help(tool, capsys) -> None:
+    """A tool is a module with ``main(argv)``; ``pspikessm TOOL --help`` prints its usage."""
+    assert callable(importlib.import_module(TOOLS[tool]).main)
+    with pytest.raises(SystemExit) as stop:
+        main([tool, "--help"])
+    assert stop.value.code == 0 and "usage:" in capsys.readouterr().out.lower()
 
 
 @pytest.fixture(scope="module")
