@@ -11,20 +11,27 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
+from pspikessm.callbacks.hparams_table import (
+    COMPARED,
+    HP_METRIC,
+    takes_over_hparams,
+    write_hparams,
+)
 from pspikessm.callbacks.spike_sources import layer_of
 from pspikessm.callbacks.tensorboard import tensorboard_writer
 
-HP_METRIC = "hp_metric"
 SUMMARY_TAG = "run/summary"
 _VAL_RATE = re.compile(r"^sparsity/val/(.+)/rate$")
 
 
 class RunSummary(L.Callback):
-    """``hp_metric`` for TensorBoard's HPARAMS tab, and a summary printed at the end of ``fit``.
+    """TensorBoard's HPARAMS tab that compares runs, and a summary printed at the end of ``fit``.
 
-    Lightning's TensorBoardLogger records the model's and the data module's hyperparameters
-    (their ``__init__`` arguments) with a placeholder ``hp_metric`` of -1; this callback gives
-    ``hp_metric`` its meaning, so the HPARAMS tab compares runs by it:
+    With a TensorBoardLogger, the HPARAMS entry of the run is written here instead of by
+    Lightning (:mod:`~pspikessm.callbacks.hparams_table`): the columns ``hparams`` (task, lr,
+    weight decay, width, layers, state size, kernel, neuron, branches, dropout, batch size,
+    seed, precision by default) and the metrics ``hp_metric``, best val/acc, test/acc, mean
+    firing rate and energy ratio. This callback gives ``hp_metric`` its meaning:
 
     - during ``fit``, after every validation epoch: the best value of ``monitor`` so far;
     - after ``test``: the value of ``test_metric``.
@@ -42,6 +49,8 @@ class RunSummary(L.Callback):
         monitor: validation metric whose best value is ``hp_metric`` during fit.
         mode: ``max`` or ``min``: which values of ``monitor`` are better.
         test_metric: metric that becomes ``hp_metric`` after test.
+        hparams: the HPARAMS columns (:data:`~pspikessm.callbacks.hparams_table.COMPARED`
+            by default); a name is looked up in the model's and data module's arguments.
     """
 
     def __init__(
@@ -49,12 +58,14 @@ class RunSummary(L.Callback):
         monitor: str = "val/acc",
         mode: Literal["max", "min"] = "max",
         test_metric: str = "test/acc",
+        hparams: list[str] | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"RunSummary(mode={mode!r}): expected 'max' or 'min'")
         self.monitor = monitor
         self.mode = mode
         self.test_metric = test_metric
+        self.hparams = list(COMPARED if hparams is None else hparams)
         self.best: float | None = None
         self.best_epoch: int | None = None
         self._started = 0.0
@@ -70,6 +81,14 @@ class RunSummary(L.Callback):
         self.best_epoch = state_dict.get("best_epoch")
 
     # --- hp_metric --------------------------------------------------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # When Lightning would log the hyperparameters (its _log_hyperparams, after setup).
+        autolog = getattr(
+            trainer, "enable_autolog_hparams", True
+        )  # Trainer(enable_autolog_hparams)
+        if autolog and takes_over_hparams(trainer, pl_module):
+            write_hparams(trainer, pl_module, self.hparams)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.monotonic()
