@@ -10,6 +10,7 @@ Examples::
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
     pspikessm prepare --config configs/lra/text.yaml                    # data, before training
     pspikessm energy --config configs/quickstart.yaml --ckpt_path last [--split test]
+    pspikessm report logs [--csv]                                      # a table of every run
 
 A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
 """
@@ -39,6 +40,7 @@ from pspikessm.data.prepare import main as prepare_main
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.energy_cli import main as energy_main
 from pspikessm.module import SequenceClassifier
+from pspikessm.report import main as report_main
 from pspikessm.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ TOOLS: dict[str, Callable[[list[str]], None]] = {
     "make-listops": make_listops_main,
     "prepare": lambda argv: prepare_main(argv, PSpikeSSMCLI),
     "energy": lambda argv: energy_main(argv, PSpikeSSMCLI),
+    "report": report_main,
 }
 
 

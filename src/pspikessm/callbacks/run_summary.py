@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -17,6 +18,7 @@ from pspikessm.callbacks.hparams_table import (
     takes_over_hparams,
     write_hparams,
 )
+from pspikessm.callbacks.run_status import command_line, read_status, status_of, update_status
 from pspikessm.callbacks.spike_sources import layer_of
 from pspikessm.callbacks.tensorboard import tensorboard_writer
 
@@ -44,6 +46,9 @@ class RunSummary(L.Callback):
     best and last checkpoint paths.
 
     The best value and its epoch are saved in checkpoints, so a resumed run continues them.
+    How the run went (running, finished, preempted, failed; time, steps, best and test
+    values) is kept in the run folder's ``summary.json``
+    (:mod:`~pspikessm.callbacks.run_status`), which ``pspikessm report`` reads.
 
     Args:
         monitor: validation metric whose best value is ``hp_metric`` during fit.
@@ -70,6 +75,8 @@ class RunSummary(L.Callback):
         self.best_epoch: int | None = None
         self._started = 0.0
         self._lines: list[str] = []
+        self._run_dir: str | None = None  # set while an attempt trains, for summary.json
+        self._seconds_before = 0.0
 
     # --- state in checkpoints ---------------------------------------------------------------
 
@@ -108,6 +115,53 @@ class RunSummary(L.Callback):
         value = trainer.callback_metrics.get(self.test_metric)
         if value is not None:
             _log_hp_metric(trainer, float(value))
+        run_dir = trainer.log_dir if trainer.loggers else None  # collective under DDP
+        if run_dir is not None and trainer.is_global_zero:
+            tested = {
+                tag: float(value)
+                for tag, value in trainer.callback_metrics.items()
+                if tag.startswith("test/") or tag == "energy/saving"
+            }
+            update_status(Path(run_dir), test=tested)
+
+    # --- summary.json -----------------------------------------------------------------------
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._run_dir = trainer.log_dir if trainer.loggers else None  # collective under DDP
+        if self._run_dir is None or not trainer.is_global_zero:
+            return
+        previous = read_status(Path(self._run_dir))
+        self._seconds_before = float(previous.get("seconds", 0.0))
+        update_status(
+            Path(self._run_dir),
+            status="running",
+            task=trainer.logger.name,
+            command=command_line(),
+            attempts=int(previous.get("attempts", 0)) + 1,
+        )
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        error = f"{type(exception).__name__}: {exception}".splitlines()[0]
+        status = status_of(exception)
+        self._record_end(trainer, status, **({"error": error} if status == "failed" else {}))
+
+    def _record_end(self, trainer: L.Trainer, status: str, **fields: Any) -> None:
+        """The end of a training attempt into summary.json (once, rank zero)."""
+        run_dir, self._run_dir = self._run_dir, None
+        if run_dir is None or not trainer.is_global_zero:
+            return
+        best = {"metric": self.monitor, "value": self.best, "epoch": self.best_epoch}
+        update_status(
+            Path(run_dir),
+            status=status,
+            seconds=round(self._seconds_before + time.monotonic() - self._started, 1),
+            global_step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            best=best,
+            **fields,
+        )
 
     # --- the summary ------------------------------------------------------------------------
 
@@ -115,6 +169,7 @@ class RunSummary(L.Callback):
         run_folder = trainer.log_dir if trainer.loggers else None  # collective under DDP
         self._lines = self.summary_lines(trainer, run_folder, time.monotonic() - self._started)
         _write_text(trainer, self._lines)
+        self._record_end(trainer, "finished")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Printed here, after a progress bar listed earlier has stopped drawing (its own
