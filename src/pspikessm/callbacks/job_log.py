@@ -26,6 +26,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from pspikessm.callbacks.run_summary import format_duration
 
+#: The clock of the time per epoch and of the lines inside an epoch (tests replace it).
+_clock = time.monotonic
+
 
 def stdout_is_terminal() -> bool:
     """Whether this process's stdout is a terminal (False when redirected to a file or pipe)."""
@@ -88,13 +91,13 @@ class JobLog(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_seconds = []
         self._steps_at_start = trainer.global_step
-        self._started = time.monotonic()
+        self._started = _clock()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_started = self._last_line = time.monotonic()
+        self._epoch_started = self._last_line = _clock()
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        now = time.monotonic()
+        now = _clock()
         if self.every_seconds <= 0 or now - self._last_line < self.every_seconds:
             return
         self._last_line = now
@@ -109,7 +112,7 @@ class JobLog(L.Callback):
         self._write(parts)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = time.monotonic() - self._epoch_started
+        seconds = _clock() - self._epoch_started
         self._epoch_seconds.append(seconds)
         metrics = trainer.callback_metrics
         parts = [_epoch_and_step(trainer)]
@@ -137,7 +140,7 @@ class JobLog(L.Callback):
             estimates.append(max(trainer.max_epochs - trainer.current_epoch - 1, 0) * epoch_seconds)
         steps_done = trainer.global_step - self._steps_at_start
         if trainer.max_steps >= 0 and steps_done > 0:
-            per_step = (time.monotonic() - self._started) / steps_done
+            per_step = (_clock() - self._started) / steps_done
             estimates.append(max(trainer.max_steps - trainer.global_step, 0) * per_step)
         return min(estimates) if estimates else None
 
@@ -148,7 +151,7 @@ class JobLog(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # The validation run time counts into the epoch's (it runs before its end hook).
         if trainer.state.fn == TrainerFn.FITTING:
-            self._last_line = time.monotonic()
+            self._last_line = _clock()
 
 
 def _epoch_and_step(trainer: L.Trainer) -> str:
