@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         if argv and argv[0] in ("-h", "--help"):
             print(__doc__)
-            print("Data tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
+            print("Tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
         cli_main(argv)
     except SIGTERMException:  # also Lightning's own, which carries no exit status
         sys.exit(PREEMPTED_EXIT_CODE)
