@@ -135,3 +135,14 @@ def tone_clips(words: list[str], per_word: int = 4) -> dict[str, list[np.ndarray
             for i in range(per_word)
         ]
     return clips
+
+
+def full_and_short_clips(full: dict[str, int], short: int = 1) -> dict[str, list[np.ndarray]]:
+    """For each word, ``full[word]`` one-second tones (16000 samples) and then ``short``
+    shorter ones (12000 samples): the authors' Speech Commands split keeps only the first."""
+    t = np.arange(16000) / 16000
+    clips = {}
+    for w, (word, count) in enumerate(full.items()):
+        tone = (0.3 * np.sin(2 * np.pi * (200 + 100 * w) * t)).astype(np.float32)
+        clips[word] = [tone * (1 - 0.01 * i) for i in range(count)] + [tone[:12000]] * short
+    return clips

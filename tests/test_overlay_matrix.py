@@ -27,7 +27,8 @@ PAIRS = [
 COMBINATIONS = [(name,) for name in OVERLAYS] + PAIRS
 ALL_TASKS = {
     "lra/listops.yaml": (lambda d: write_listops(d / "listops-1000", TINY_LISTOPS), []),
-    **TASKS,
+    # sc10_authors: the model of sc10 on another split of the data; nothing new for overlays.
+    **{config: task for config, task in TASKS.items() if config != "speech/sc10_authors.yaml"},
 }
 
 

@@ -14,9 +14,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks import RunSummary
+from pspikessm.callbacks.hparams_table import COMPARED, METRICS
 from pspikessm.callbacks.run_summary import firing_rates_by_layer, format_duration
+from pspikessm.cli import cli_main
 from tensorboard_events import hparams, latest_text, load
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ACCURACIES = [0.2, 0.5, 0.4, 0.45]  # val/acc of epochs 0..3: the best is epoch 1
 TEST_ACCURACY = 0.3
@@ -64,7 +69,7 @@ def events(tmp_path: Path) -> EventAccumulator:
 
 
 def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(tmp_path, capsys):
-    summary = RunSummary()
+    summary = RunSummary(hparams=[*COMPARED, "width"])
     fit = trainer(tmp_path, max_epochs=3, summary=summary)
     module = ScriptedAccuracy()
     fit.fit(module, loader(), loader())
@@ -82,8 +87,11 @@ def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(tmp_pat
     assert "epochs trained: 3" in printed
     assert "- best val/acc: 0.5000 at epoch 1" in latest_text(accumulator, "run/summary")
 
+    # The HPARAMS columns: the compared names this module has (none of COMPARED but task,
+    # seed-less precision) plus an extra name asked for; the metric columns of METRICS.
     values, metrics = hparams(accumulator)
-    assert metrics == ["hp_metric"] and values["width"] == 3
+    assert metrics == list(METRICS)
+    assert values == {"task": "run", "precision": "32-true", "width": 3.0}
 
     fit.test(module, loader(), verbose=False)
     assert events(tmp_path).Scalars("hp_metric")[-1].value == pytest.approx(TEST_ACCURACY)
@@ -130,3 +138,33 @@ def test_durations_read_naturally():
     assert format_duration(42.4) == "42 s"
     assert format_duration(185) == "3 min 05 s"
     assert format_duration(2 * 3600 + 3 * 60 + 20) == "2 h 03 min"
+
+
+@pytest.mark.slow
+def test_the_hparams_of_a_quickstart_run_compare_runs(tmp_path, listops_dir):
+    """The HPARAMS tab of ``pspikessm fit/test --config configs/quickstart.yaml``: the compared
+    hyperparameters, no _instantiator or class_path, and every metric column has a value."""
+    args = [
+        "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        f"--data.init_args.data_dir={listops_dir}", "--data.init_args.batch_size=16",
+        *tiny_model_args(), *fast_trainer_args(tmp_path),
+        "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+        "--trainer.logger.init_args.version=0",  # test logs into the fit's run folder
+    ]  # fmt: skip
+    cli_main(["fit", *args])
+    cli_main(["test", *args, "--ckpt_path=last"])
+    run = tmp_path / "logs" / "quickstart" / "version_0"
+    accumulator = load(run)
+    values, metrics = hparams(accumulator)
+    assert not [name for name in values if "instantiator" in name or "class_path" in name]
+    assert values == {
+        "task": "quickstart", "lr": pytest.approx(0.012), "weight_decay": pytest.approx(0.01),
+        "d_model": 16.0, "n_layers": 1.0, "d_state": 8.0, "kernel": "diag", "neuron": "pspike",
+        "branches": 1.0, "dropout": 0.0, "batch_size": 16.0, "seed": 0.0, "precision": "32-true",
+    }  # fmt: skip
+    assert metrics == list(METRICS)
+    tags = set(accumulator.Tags()["scalars"])
+    assert set(METRICS) <= tags
+    # hparams.yaml still records every argument, for the record.
+    assert "mask_output_padding" in (run / "hparams.yaml").read_text()

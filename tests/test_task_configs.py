@@ -9,6 +9,7 @@ import pytest
 from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from task_files import (
+    full_and_short_clips,
     random_mnist,
     tone_clips,
     write_aan,
@@ -31,6 +32,10 @@ TASKS = {
     "mnist/psmnist.yaml": (lambda d: random_mnist(d, 24, 8), ["--data.val_fraction=0.25"]),
     "speech/sc10.yaml": (lambda d: write_speech(d, tone_clips(["yes", "no"], 4)), []),
     "speech/sc35.yaml": (lambda d: write_speech(d, tone_clips(["bed", "cat"], 4)), []),
+    "speech/sc10_authors.yaml": (
+        lambda d: write_speech(d, full_and_short_clips({"yes": 8, "no": 8})),
+        [],
+    ),
 }
 
 

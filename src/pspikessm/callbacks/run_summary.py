@@ -5,26 +5,35 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
+from pspikessm.callbacks.hparams_table import (
+    COMPARED,
+    HP_METRIC,
+    takes_over_hparams,
+    write_hparams,
+)
+from pspikessm.callbacks.run_status import command_line, read_status, status_of, update_status
 from pspikessm.callbacks.spike_sources import layer_of
 from pspikessm.callbacks.tensorboard import tensorboard_writer
 
-HP_METRIC = "hp_metric"
 SUMMARY_TAG = "run/summary"
 _VAL_RATE = re.compile(r"^sparsity/val/(.+)/rate$")
 
 
 class RunSummary(L.Callback):
-    """``hp_metric`` for TensorBoard's HPARAMS tab, and a summary printed at the end of ``fit``.
+    """TensorBoard's HPARAMS tab that compares runs, and a summary printed at the end of ``fit``.
 
-    Lightning's TensorBoardLogger records the model's and the data module's hyperparameters
-    (their ``__init__`` arguments) with a placeholder ``hp_metric`` of -1; this callback gives
-    ``hp_metric`` its meaning, so the HPARAMS tab compares runs by it:
+    With a TensorBoardLogger, the HPARAMS entry of the run is written here instead of by
+    Lightning (:mod:`~pspikessm.callbacks.hparams_table`): the columns ``hparams`` (task, lr,
+    weight decay, width, layers, state size, kernel, neuron, branches, dropout, batch size,
+    seed, precision by default) and the metrics ``hp_metric``, best val/acc, test/acc, mean
+    firing rate and energy ratio. This callback gives ``hp_metric`` its meaning:
 
     - during ``fit``, after every validation epoch: the best value of ``monitor`` so far;
     - after ``test``: the value of ``test_metric``.
@@ -37,11 +46,16 @@ class RunSummary(L.Callback):
     best and last checkpoint paths.
 
     The best value and its epoch are saved in checkpoints, so a resumed run continues them.
+    How the run went (running, finished, preempted, failed; time, steps, best and test
+    values) is kept in the run folder's ``summary.json``
+    (:mod:`~pspikessm.callbacks.run_status`), which ``pspikessm report`` reads.
 
     Args:
         monitor: validation metric whose best value is ``hp_metric`` during fit.
         mode: ``max`` or ``min``: which values of ``monitor`` are better.
         test_metric: metric that becomes ``hp_metric`` after test.
+        hparams: the HPARAMS columns (:data:`~pspikessm.callbacks.hparams_table.COMPARED`
+            by default); a name is looked up in the model's and data module's arguments.
     """
 
     def __init__(
@@ -49,16 +63,20 @@ class RunSummary(L.Callback):
         monitor: str = "val/acc",
         mode: Literal["max", "min"] = "max",
         test_metric: str = "test/acc",
+        hparams: list[str] | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"RunSummary(mode={mode!r}): expected 'max' or 'min'")
         self.monitor = monitor
         self.mode = mode
         self.test_metric = test_metric
+        self.hparams = list(COMPARED if hparams is None else hparams)
         self.best: float | None = None
         self.best_epoch: int | None = None
         self._started = 0.0
         self._lines: list[str] = []
+        self._run_dir: str | None = None  # set while an attempt trains, for summary.json
+        self._seconds_before = 0.0
 
     # --- state in checkpoints ---------------------------------------------------------------
 
@@ -70,6 +88,14 @@ class RunSummary(L.Callback):
         self.best_epoch = state_dict.get("best_epoch")
 
     # --- hp_metric --------------------------------------------------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # When Lightning would log the hyperparameters (its _log_hyperparams, after setup).
+        autolog = getattr(
+            trainer, "enable_autolog_hparams", True
+        )  # Trainer(enable_autolog_hparams)
+        if autolog and takes_over_hparams(trainer, pl_module):
+            write_hparams(trainer, pl_module, self.hparams)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.monotonic()
@@ -89,6 +115,53 @@ class RunSummary(L.Callback):
         value = trainer.callback_metrics.get(self.test_metric)
         if value is not None:
             _log_hp_metric(trainer, float(value))
+        run_dir = trainer.log_dir if trainer.loggers else None  # collective under DDP
+        if run_dir is not None and trainer.is_global_zero:
+            tested = {
+                tag: float(value)
+                for tag, value in trainer.callback_metrics.items()
+                if tag.startswith("test/") or tag == "energy/saving"
+            }
+            update_status(Path(run_dir), test=tested)
+
+    # --- summary.json -----------------------------------------------------------------------
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._run_dir = trainer.log_dir if trainer.loggers else None  # collective under DDP
+        if self._run_dir is None or not trainer.is_global_zero:
+            return
+        previous = read_status(Path(self._run_dir))
+        self._seconds_before = float(previous.get("seconds", 0.0))
+        update_status(
+            Path(self._run_dir),
+            status="running",
+            task=trainer.logger.name,
+            command=command_line(),
+            attempts=int(previous.get("attempts", 0)) + 1,
+        )
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        error = f"{type(exception).__name__}: {exception}".splitlines()[0]
+        status = status_of(exception)
+        self._record_end(trainer, status, **({"error": error} if status == "failed" else {}))
+
+    def _record_end(self, trainer: L.Trainer, status: str, **fields: Any) -> None:
+        """The end of a training attempt into summary.json (once, rank zero)."""
+        run_dir, self._run_dir = self._run_dir, None
+        if run_dir is None or not trainer.is_global_zero:
+            return
+        best = {"metric": self.monitor, "value": self.best, "epoch": self.best_epoch}
+        update_status(
+            Path(run_dir),
+            status=status,
+            seconds=round(self._seconds_before + time.monotonic() - self._started, 1),
+            global_step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            best=best,
+            **fields,
+        )
 
     # --- the summary ------------------------------------------------------------------------
 
@@ -96,6 +169,7 @@ class RunSummary(L.Callback):
         run_folder = trainer.log_dir if trainer.loggers else None  # collective under DDP
         self._lines = self.summary_lines(trainer, run_folder, time.monotonic() - self._started)
         _write_text(trainer, self._lines)
+        self._record_end(trainer, "finished")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Printed here, after a progress bar listed earlier has stopped drawing (its own

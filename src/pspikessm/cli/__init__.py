@@ -10,6 +10,7 @@ Examples::
     pspikessm make-listops --out data/listops-small --max-depth 3 --max-length 60
     pspikessm prepare --config configs/lra/text.yaml                    # data, before training
     pspikessm energy --config configs/quickstart.yaml --ckpt_path last [--split test]
+    pspikessm report logs [--csv]                                      # a table of every run
 
 A run stopped by SIGTERM or SIGUSR1 saves last.ckpt and exits with status 75.
 """
@@ -33,6 +34,7 @@ TOOLS: dict[str, str] = {
     "make-listops": "pspikessm.data.listops_generator",
     "prepare": "pspikessm.cli.prepare",
     "energy": "pspikessm.cli.energy",
+    "report": "pspikessm.cli.report",
 }
 
 

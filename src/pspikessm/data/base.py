@@ -58,6 +58,9 @@ class SequenceDataModule(L.LightningDataModule):
             epoch, a function of (seed, epoch) only: resumed runs see the same order, and W
             processes split the one-process global batches among themselves).
         pin_memory: pin host memory for faster transfers to a GPU.
+        drop_last: leave out the last training batch of an epoch when it is smaller than
+            ``batch_size`` (the authors' loaders do; the task configs set it). Validation and
+            test always use every example.
         download: fetch the task's public files (``resources``) when they are absent
             (ignored by a task that has none).
         cache_dir: folder of the preprocessed-data cache; default ``$PSPIKESSM_CACHE_DIR``
@@ -86,6 +89,7 @@ class SequenceDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         pin_memory: bool = False,
+        drop_last: bool = False,
         download: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -99,6 +103,7 @@ class SequenceDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.pin_memory = pin_memory
+        self.drop_last = drop_last
         self.download = download
         self.cache_dir = resolve_cache_dir(self.data_dir, cache_dir)
         self.datasets: dict[str, Dataset] = {}
@@ -242,6 +247,7 @@ class SequenceDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=self.collate_fn,
+            drop_last=self.drop_last and split == "train",
         )
 
     def train_dataloader(self) -> DataLoader:

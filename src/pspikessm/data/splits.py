@@ -1,4 +1,5 @@
-"""The one way a task holds out part of a split: a seeded permutation cut by fractions."""
+"""How a task holds out part of a split: a seeded permutation cut by fractions, or (the
+authors' Speech Commands split) a seeded stratified split."""
 
 from __future__ import annotations
 
@@ -37,3 +38,50 @@ def seeded_split(count: int, seed: int, **fractions: float) -> dict[str, torch.T
         raise ValueError(f"the held-out fractions {fractions} add up to more than the whole")
     parts["train"] = order[start:].sort().values
     return parts
+
+
+def proportional_counts(class_counts: list[int], total: int) -> list[int]:
+    """``total`` shared among classes in proportion to ``class_counts`` (largest remainders;
+    ties go to the lower class index); the shares sum to ``total``."""
+    whole = sum(class_counts)
+    if whole == 0:
+        return [0] * len(class_counts)
+    exact = [count * total / whole for count in class_counts]
+    shares = [int(value) for value in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda c: (shares[c] - exact[c], c))
+    for c in by_remainder[: total - sum(shares)]:
+        shares[c] += 1
+    return shares
+
+
+def stratified_split(
+    labels: torch.Tensor, seed: int, train: float = 0.7, val_of_rest: float = 0.5
+) -> dict[str, torch.Tensor]:
+    """A random stratified train/val/test split, sized as scikit-learn's ``train_test_split``
+    twice (the authors' Speech Commands split: 70 % train, the rest halved into val/test).
+
+    ``floor(train * N)`` examples train, ``floor(val_of_rest * rest)`` of the rest validate,
+    the others test; each class contributes in proportion to its size
+    (:func:`proportional_counts`), its examples drawn by a permutation seeded with ``seed``.
+
+    Args:
+        labels: (N,) int64 class of each example.
+
+    Returns:
+        ``train``, ``val``, ``test`` → sorted (n_part,) int64 indices.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique().tolist()
+    members = [torch.nonzero(labels == c).squeeze(1) for c in classes]
+    members = [m[torch.randperm(len(m), generator=generator)] for m in members]
+    sizes = [len(m) for m in members]
+    n_train = int(train * len(labels))
+    train_shares = proportional_counts(sizes, n_train)
+    rest = [size - share for size, share in zip(sizes, train_shares, strict=True)]
+    val_shares = proportional_counts(rest, int(val_of_rest * sum(rest)))
+    parts: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
+    for m, n_t, n_v in zip(members, train_shares, val_shares, strict=True):
+        parts["train"].append(m[:n_t])
+        parts["val"].append(m[n_t : n_t + n_v])
+        parts["test"].append(m[n_t + n_v :])
+    return {name: torch.cat(chunks).sort().values for name, chunks in parts.items()}

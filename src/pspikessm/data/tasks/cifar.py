@@ -16,8 +16,12 @@ from pspikessm.data.splits import check_fraction, seeded_split
 
 FOLDER = "cifar-10-batches-py"
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-# ITU-R 601-2 luma, as PIL's convert("L") and torchvision's Grayscale.
-LUMA = (0.299, 0.587, 0.114)
+# ITU-R 601-2 luma in PIL's fixed point (libImaging/Convert.c, L24: weights x 65536, +0.5,
+# shifted down 16 bits), so the gray levels are exactly those of PIL's convert("L"), which
+# torchvision's Grayscale (the authors' loader) calls.
+LUMA_16 = (19595, 38470, 7471)
+# The authors' normalisation of the gray pixels in [0, 1] (S4's constants, basic.py CIFAR10).
+MEAN, STD = 122.6 / 255, 61.0 / 255
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -41,10 +45,12 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_grayscale(data: np.ndarray) -> torch.Tensor:
-    """(N, 3072) RGB planes → (N, 1024) uint8 luma, rounded as PIL rounds it."""
-    rgb = data.reshape(-1, 3, 1024).astype(np.float32)
-    gray = np.tensordot(np.asarray(LUMA, dtype=np.float32), rgb, axes=([0], [1]))  # (N 1024)
-    return torch.from_numpy(np.clip(np.rint(gray), 0, 255).astype(np.uint8))
+    """(N, 3072) RGB planes → (N, 1024) uint8 luma, bit for bit PIL's ``convert("L")``:
+    ``(R * 19595 + G * 38470 + B * 7471 + 32768) >> 16``."""
+    rgb = data.reshape(-1, 3, 1024).astype(np.int64)
+    weights = np.asarray(LUMA_16, dtype=np.int64)
+    gray = (np.tensordot(weights, rgb, axes=([0], [1])) + (1 << 15)) >> 16  # (N 1024)
+    return torch.from_numpy(gray.astype(np.uint8))
 
 
 class CIFAR10DataModule(SequenceDataModule):
@@ -53,9 +59,9 @@ class CIFAR10DataModule(SequenceDataModule):
     Reads ``cifar-10-batches-py/`` in ``data_dir`` (own reader: torchvision's checks file
     checksums and is not a dependency). The 50k training images are split ``train``/``val``
     (45k/5k with the default ``val_fraction``) by a seeded permutation; ``test_batch`` is the
-    test split. Pixels are scaled to [0, 1] and normalised with the mean and standard
-    deviation of the training split (S4 uses the same statistics as fixed constants,
-    122.6/255 and 61/255).
+    test split. Gray levels are PIL's (:func:`to_grayscale`); pixels are scaled to [0, 1]
+    and normalised with the authors' fixed constants (:data:`MEAN` 122.6/255, :data:`STD`
+    61/255, S4's), not statistics of the training split.
 
     Args:
         val_fraction: share of the training images held out for validation.
@@ -66,6 +72,7 @@ class CIFAR10DataModule(SequenceDataModule):
     num_classes = 10
     resources = (CIFAR10,)
     cache_name = "cifar10"
+    cache_version = 2  # 2: PIL's fixed-point gray levels
 
     def __init__(
         self,
@@ -76,7 +83,6 @@ class CIFAR10DataModule(SequenceDataModule):
     ) -> None:
         super().__init__(data_dir=data_dir, download=download, **kwargs)
         self.val_fraction = check_fraction("data.val_fraction", val_fraction)
-        self._statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def files(self) -> dict[str, list[Path]]:
         return {
@@ -108,17 +114,8 @@ class CIFAR10DataModule(SequenceDataModule):
         else:
             index = self._held_out()[split]
             images, labels = cache["train"]["images"][index], cache["train"]["labels"][index]
-        mean, std = self.statistics()
-        return DenseSequences(images.unsqueeze(-1), labels, scale=1 / 255, mean=mean, std=std)
+        return DenseSequences(images.unsqueeze(-1), labels, scale=1 / 255, mean=MEAN, std=STD)
 
     def _held_out(self) -> dict[str, torch.Tensor]:
         count = self.preprocessed()["train"]["labels"].numel()
         return seeded_split(count, self.seed, val=self.val_fraction)
-
-    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of the training split's pixels in [0, 1] (computed once)."""
-        if self._statistics is None:
-            images = self.preprocessed()["train"]["images"][self._held_out()["train"]]
-            pixels = images.double() / 255
-            self._statistics = pixels.mean().float(), pixels.std().float()
-        return self._statistics

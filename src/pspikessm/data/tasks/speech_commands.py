@@ -17,6 +17,7 @@ from pspikessm.data.dense import DenseSequences
 from pspikessm.data.download import SPEECH_COMMANDS
 from pspikessm.data.errors import missing_data
 from pspikessm.data.progress import map_in_threads
+from pspikessm.data.splits import stratified_split
 from pspikessm.data.textfiles import read_lines
 
 #: S4's class order of the 35 words.
@@ -32,6 +33,7 @@ SAMPLE_RATE = 16000
 CLIP_LENGTH = 16000
 MFCC_COEFFICIENTS = 20
 SUBDIR = "speech_commands_v0.02"
+SPLIT_RULES = ("official", "authors")
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -51,6 +53,14 @@ def read_wav(path: Path) -> np.ndarray:
     except soundfile.LibsndfileError as error:
         raise ValueError(f"{path}: unreadable WAV ({error})") from error
     return np.pad(samples, (0, CLIP_LENGTH - len(samples)))
+
+
+def _frames(path: Path) -> int:
+    """The number of samples of a WAV file (from its header)."""
+    try:
+        return soundfile.info(str(path)).frames
+    except soundfile.LibsndfileError as error:
+        raise ValueError(f"{path}: unreadable WAV ({error})") from error
 
 
 def mfcc_transform() -> torchaudio.transforms.MFCC:
@@ -83,7 +93,8 @@ class SpeechCommandsDataModule(SequenceDataModule):
     """Keyword spotting on Speech Commands v0.02.
 
     Reads the v0.02 layout (one folder per word, ``validation_list.txt``,
-    ``testing_list.txt``; every other clip is training data) from ``data_dir``,
+    ``testing_list.txt``; with the ``official`` split every other clip is training data) from
+    ``data_dir``,
     ``data_dir/speech_commands_v0.02`` or torchaudio's ``data_dir/SpeechCommands/
     speech_commands_v0.02``. Clips are zero-padded to 16000 samples. Inputs are the raw
     waveform (16000, 1) or, with ``mfcc``, S4's MFCC features (161, 20); either way
@@ -100,6 +111,11 @@ class SpeechCommandsDataModule(SequenceDataModule):
         mfcc: MFCC features instead of the raw waveform.
         half_rate_eval: validate and test on every second sample (8 kHz, length 8000), the
             zero-shot resolution change of S4 (raw waveform only).
+        split: ``official``: the dataset's validation and testing lists; ``authors``: the
+            P-SpikeSSM code's (``src/dataloaders/datasets/sc.py``): clips shorter than 16000
+            samples are dropped, the rest split at random, stratified by word, 70/15/15
+            (:func:`~pspikessm.data.splits.stratified_split`, seeded with ``seed``; the
+            examples differ from theirs, the sizes per split agree).
         download: fetch ``speech_commands_v0.02.tar.gz`` (SHA-256-verified) when absent.
         **kwargs: see :class:`SequenceDataModule`.
     """
@@ -114,6 +130,7 @@ class SpeechCommandsDataModule(SequenceDataModule):
         classes: Literal["sc35", "sc10"] = "sc10",
         mfcc: bool = False,
         half_rate_eval: bool = False,
+        split: Literal["official", "authors"] = "official",
         download: bool = True,
         **kwargs,
     ) -> None:
@@ -122,6 +139,9 @@ class SpeechCommandsDataModule(SequenceDataModule):
             raise ValueError(f"data.classes must be one of {sorted(CLASS_SETS)}, got {classes!r}")
         if mfcc and half_rate_eval:
             raise ValueError("data.half_rate_eval applies to the raw waveform; set data.mfcc=false")
+        if split not in SPLIT_RULES:
+            raise ValueError(f"data.split must be one of {SPLIT_RULES}, got {split!r}")
+        self.split = split
         self.classes = classes
         self.words = CLASS_SETS[classes]
         self.mfcc = mfcc
@@ -151,6 +171,8 @@ class SpeechCommandsDataModule(SequenceDataModule):
     def sources(self) -> list[Path]:
         """The two list files and the word folders of the training clips."""
         root, lists = self.root(), list(self.list_files().values())
+        if self.split == "authors":  # their split ignores the lists
+            lists = []
         if missing := [path for path in lists if not path.exists()]:
             raise missing_data(
                 "Speech Commands",
@@ -172,8 +194,30 @@ class SpeechCommandsDataModule(SequenceDataModule):
     def clips(self) -> dict[str, list[tuple[Path, int]]]:
         """``split -> [(wav path, class index)]`` of this class set, sorted by path."""
         if self._clips is None:
-            self._clips = self._scan()
+            self._clips = self._scan() if self.split == "official" else self._scan_authors()
         return self._clips
+
+    def _word_clips(self) -> list[tuple[Path, int]]:
+        """Every clip of this class set: ``(wav path, class index)``, sorted by path."""
+        root, clips = self.root(), []
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._"):
+            if folder.name not in SC35:
+                raise ValueError(
+                    f"{folder}: the word {folder.name!r} is not one of the 35 words {SC35}"
+                )
+            if folder.name in self.words:
+                index = self.words.index(folder.name)
+                clips += [(wav, index) for wav in sorted(folder.glob("*.wav"))]
+        return clips
+
+    def _scan_authors(self) -> dict[str, list[tuple[Path, int]]]:
+        """The authors' split: full-length clips only, stratified 70/15/15 at random."""
+        clips = [
+            (path, label) for path, label in self._word_clips() if _frames(path) == CLIP_LENGTH
+        ]
+        labels = torch.tensor([label for _, label in clips], dtype=torch.int64)
+        parts = stratified_split(labels, self.seed) if clips else {}
+        return {split: [clips[i] for i in parts.get(split, [])] for split in SPLITS}
 
     def _scan(self) -> dict[str, list[tuple[Path, int]]]:
         assigned = {}
@@ -185,22 +229,16 @@ class SpeechCommandsDataModule(SequenceDataModule):
                             f"{path}:{number}: {entry!r} is not a clip of the 35 words"
                         )
                     assigned[entry] = split
-        root = self.root()
         splits: dict[str, list[tuple[Path, int]]] = {split: [] for split in SPLITS}
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._"):
-            if folder.name not in SC35:
-                raise ValueError(
-                    f"{folder}: the word {folder.name!r} is not one of the 35 words {SC35}"
-                )
-            if folder.name not in self.words:
-                continue
-            for wav in sorted(folder.glob("*.wav")):
-                split = assigned.get(f"{folder.name}/{wav.name}", "train")
-                splits[split].append((wav, self.words.index(folder.name)))
+        for wav, label in self._word_clips():
+            splits[assigned.get(f"{wav.parent.name}/{wav.name}", "train")].append((wav, label))
         return splits
 
     def settings(self) -> dict:
-        return {"classes": self.classes, "mfcc": self.mfcc, "half": self.half_rate_eval}
+        settings = {"classes": self.classes, "mfcc": self.mfcc, "half": self.half_rate_eval}
+        if self.split == "authors":  # the key of an official-split cache stays as it was
+            settings.update(split=self.split, seed=self.seed)
+        return settings
 
     def build(self, part: str) -> dict:
         clips = self.clips()[part]
