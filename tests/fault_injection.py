@@ -20,7 +20,7 @@ import signal
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-import pspikessm.checkpoint_io
+import pspikessm.runtime.checkpoint_io
 
 
 class InjectFault(Callback):
@@ -77,4 +77,4 @@ class InjectFault(Callback):
             fsync(descriptor)
 
         os.fsync = signal_then_fsync
-        assert pspikessm.checkpoint_io.os is os  # the writer calls this os.fsync
+        assert pspikessm.runtime.checkpoint_io.os is os  # the writer calls this os.fsync

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.cli import SaveConfigCallback
 
-from pspikessm.checkpoint_io import atomic_write_text
+from pspikessm.runtime.checkpoint_io import atomic_write_text
 
 
 def record_path(run_dir: Path) -> Path:

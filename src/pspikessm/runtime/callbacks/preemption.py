@@ -174,6 +174,7 @@ def validation_follows(trainer: L.Trainer) -> bool:
     every = trainer.check_val_every_n_epoch
     if every is not None and (trainer.current_epoch + 1) % every:
         return False
+    # Lightning internals (fit_loop.epoch_loop, val_check_batch), checked with Lightning 2.6.6.
     loop = trainer.fit_loop.epoch_loop
     interval = trainer.val_check_batch
     if interval is None:
@@ -191,6 +192,7 @@ def mark_validation_not_run(trainer: L.Trainer) -> None:
     (Lightning's restart of an interrupted evaluation), instead of skipping it or finishing
     only its remaining batches with half the metric state.
     """
+    # Lightning internals (the validation loop's batch_progress), checked with Lightning 2.6.6.
     progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
     earlier = progress.total.completed - progress.current.completed  # this epoch's earlier runs
     state = progress.state_dict()

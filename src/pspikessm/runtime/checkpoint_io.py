@@ -89,5 +89,6 @@ def use_atomic_checkpoints(trainer: L.Trainer) -> None:
     Only Lightning's default writer is replaced: a CheckpointIO the user configured (or one a
     strategy brings, such as DeepSpeed's) is left alone.
     """
+    # The strategy's checkpoint_io setter: checked with Lightning 2.6.6.
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
