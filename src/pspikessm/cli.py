@@ -28,6 +28,7 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from pspikessm.callbacks.predictions import PredictionWriter
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.data.listops_generator import main as make_listops_main
 from pspikessm.data.prepare import main as prepare_main
@@ -37,6 +38,7 @@ from pspikessm.module import SequenceClassifier
 from pspikessm.runtime.registration import (
     SAVE_CONFIG_CALLBACK,
     add_run_safety_arguments,
+    after_run,
     before_run,
     install_run_safety,
     preemption_exit,
@@ -68,6 +70,8 @@ class PSpikeSSMCLI(LightningCLI):
                     "data", target, partial(protocol_value, name=name), apply_on="instantiate"
                 )
         add_run_safety_arguments(parser)
+        # `predict` writes its predictions into the run folder (inert in other subcommands).
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         # As LightningCLI's, without its warning about `args` and sys.argv both being set:
@@ -87,6 +91,7 @@ class PSpikeSSMCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
+            prepare_run(None, self.config)
             return
         config = self.config[self.subcommand]
         config.ckpt_path = self._ckpt_path
@@ -111,8 +116,12 @@ class PSpikeSSMCLI(LightningCLI):
     def _before_run(self) -> None:
         before_run(self.trainer)
 
-    # LightningCLI calls before_<subcommand>() just before running it.
+    def _after_run(self) -> None:
+        after_run(self.trainer)
+
+    # LightningCLI calls before_<subcommand>() just before running it, after_<...> after.
     before_fit = before_validate = before_test = before_predict = _before_run
+    after_fit = after_validate = after_test = after_predict = _after_run
 
 
 def _forget_skipped_links(model: SequenceClassifier) -> None:

@@ -103,8 +103,13 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
-        if mc_samples < 1:
-            raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
+        for option, value, least in (
+            ("mc_samples", mc_samples, 1),
+            ("warmup_steps", warmup_steps, 0),
+            ("total_steps", 1 if total_steps is None else total_steps, 1),
+        ):
+            if value < least:
+                raise ValueError(f"model.{option}={value}: expected an integer >= {least}")
         check_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.

@@ -2,13 +2,14 @@
 
 :class:`pspikessm.cli.PSpikeSSMCLI` calls :func:`add_run_safety_arguments` when it builds its
 parser, :func:`prepare_run` before it builds the classes, :func:`install_run_safety` on the
-new trainer, :func:`before_run` just before the subcommand runs, and ``main`` runs inside
-:func:`preemption_exit`. Nothing else in the package knows these pieces.
+new trainer, :func:`before_run` and :func:`after_run` around the subcommand, and ``main``
+runs inside :func:`preemption_exit`. Nothing else in the package knows these pieces.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,14 +19,25 @@ from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pspikessm.runtime.callbacks.last_checkpoint import LastEveryEpochCheckpoint
 from pspikessm.runtime.callbacks.nonfinite import NonFiniteLossStop
-from pspikessm.runtime.callbacks.preemption import PREEMPTED_EXIT_CODE, PreemptionCheckpoint
+from pspikessm.runtime.callbacks.preemption import (
+    PREEMPTED_EXIT_CODE,
+    PreemptionCheckpoint,
+    install_stop_on_signal,
+)
 from pspikessm.runtime.callbacks.run_record import RunConfigRecord
 from pspikessm.runtime.callbacks.training_state import TrainingStateCheckpoint
 from pspikessm.runtime.checkpoint_io import use_atomic_checkpoints
-from pspikessm.runtime.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
+from pspikessm.runtime.run_folder import (
+    claim_run_folder,
+    continue_run,
+    find_last_checkpoint,
+    fixed_checkpoint_folder,
+    release_run_folders,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +68,12 @@ def add_run_safety_arguments(parser: LightningArgumentParser) -> None:
     )
 
 
-def prepare_run(subcommand: str, config: Namespace) -> None:
-    """Settle ``config``'s checkpoint and run folder (``config[subcommand]``, parsed)."""
+def prepare_run(subcommand: str | None, config: Namespace) -> None:
+    """Check ``config`` (``config[subcommand]``, parsed; the whole config without a
+    subcommand) and settle its checkpoint and run folder."""
+    check_precision(config.trainer.get("precision"))
+    if subcommand is None:
+        return
     if config.get("ckpt_path") == "last":
         _resolve_last(subcommand, config)
     if subcommand != "fit":
@@ -69,11 +85,44 @@ def prepare_run(subcommand: str, config: Namespace) -> None:
         # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
         # with its dummy logger into ./checkpoints of the working directory.
         config.checkpoint.save_last = False
+    elif subcommand == "fit" and rank_zero_only.rank == 0:
+        # One run per folder: other ranks of a multi-process job follow rank 0's folder.
+        claim_run_folder(config)
+
+
+#: Precisions that make the weights themselves half precision: the SSM kernels are computed
+#: with complex numbers and FFTs, which have no 16-bit CPU form and lose the long-range
+#: kernels' precision on GPUs. Mixed precision (16-bit activations) works.
+HALF_WEIGHTS = {"16-true": "16-mixed", "bf16-true": "bf16-mixed"}
+
+
+def check_precision(precision: object) -> None:
+    """Refuse a precision the model cannot train in, naming the option and what to use."""
+    if str(precision) in HALF_WEIGHTS:
+        raise ValueError(
+            f"trainer.precision={precision}: the SSM kernels need float32 weights (complex "
+            f"FFTs have no 16-bit form on CPU). Use {HALF_WEIGHTS[str(precision)]} (16-bit "
+            "activations, float32 weights) or 32-true."
+        )
 
 
 def _resolve_last(subcommand: str, config: Namespace) -> None:
     """``--ckpt_path last``: the newest run's last.ckpt; ``fit`` continues in its folder."""
     found = find_last_checkpoint(config)
+    if found.path is not None:
+        run = f"version_{found.version}" if isinstance(found.version, int) else found.version
+        log.info(
+            "--ckpt_path last: %s%s",
+            found.path,
+            f" (run {run}: the newest checkpoint)" if run else "",
+        )
+    if found.newer_without:
+        log.warning(
+            "--ckpt_path last: the newer run folder(s) %s hold no checkpoint (stopped before "
+            "their first save); continuing %s instead, with this command's settings.",
+            ", ".join(str(folder) for folder in found.newer_without),
+            found.path,
+        )
     if found.path is not None and subcommand == "fit":
         continue_run(config, found)
         # Expected when resuming: the folder holds the run's checkpoints.
@@ -115,10 +164,26 @@ def before_run(trainer: Trainer) -> None:
             callback.note_existing_files(trainer)
 
 
+def after_run(trainer: Trainer) -> None:
+    """Just after the subcommand ran: its run folder is free again."""
+    release_run_folders()
+
+
 @contextmanager
 def preemption_exit() -> Iterator[None]:
-    """Exit with :data:`PREEMPTED_EXIT_CODE` when the run stops for a preemption signal."""
+    """Exit with :data:`PREEMPTED_EXIT_CODE` when the command stops for a preemption signal:
+    in training (:class:`PreemptionCheckpoint`), before it (:class:`StopOnSignal`), and when
+    the signal is repeated while it stops."""
+    previous = signal.getsignal(signal.SIGTERM)
+    handler = install_stop_on_signal()
     try:
         yield
     except SIGTERMException:  # also Lightning's own, which carries no exit status
+        handler.stopping = True
         sys.exit(PREEMPTED_EXIT_CODE)
+    finally:
+        release_run_folders()
+        # A stopping command keeps its handler (which now only notes a repeated SIGTERM)
+        # while the interpreter exits, rather than the default action (status 143).
+        if not (handler.stopping and previous in (None, signal.SIG_DFL)):
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -61,6 +61,8 @@ class TrainingStateCheckpoint(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.optimizer_settings = optimizer_settings(trainer)
         self._check_optimizer(trainer, pl_module)
+        if trainer.ckpt_path is not None:
+            forget_early_train_loader(trainer)
 
     def _check_optimizer(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         checkpoint, self._checkpoint = self._checkpoint, None
@@ -75,3 +77,18 @@ class TrainingStateCheckpoint(Callback):
             set_rng_state(self._rng_state)
             self._rng_state = None
         offset_for_rank(trainer.global_rank)
+
+
+def forget_early_train_loader(trainer: L.Trainer) -> None:
+    """Drop a training loader built before the checkpoint's loop state is restored.
+
+    ``trainer.estimated_stepping_batches`` (a schedule's length when ``model.total_steps`` is
+    unset) builds the training loader inside ``configure_optimizers``, before Lightning
+    restores the loops; the fit loop then keeps that loader and never gives it the saved
+    position, so a run resumed mid-epoch would start the epoch from its first batch. Dropped
+    here (``on_fit_start``, after the optimisers, before the restore), the loader is built
+    again when training starts and gets its saved position, as without the estimate.
+    """
+    # fit_loop._combined_loader: Lightning internals, checked with Lightning 2.6.6 (its
+    # setup_data() builds the loader only when this is None).
+    trainer.fit_loop._combined_loader = None
