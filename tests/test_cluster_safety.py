@@ -101,19 +101,27 @@ def test_runs_started_together_get_separate_folders(listops_dir, tmp_path):
 
 
 def test_a_taken_fixed_version_is_an_error_naming_the_holder(listops_dir, tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run = tmp_path / "logs" / "quickstart" / "mine"
+    run.mkdir(parents=True)
+    holding = (  # another run's process: it holds the folder's lock until it is killed
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(run / LOCK)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, f'process {os.getpid()} on here'.encode())\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holding], stdout=subprocess.PIPE, text=True)
+    args = [*quickstart_args(listops_dir, tmp_path), "--trainer.logger.init_args.version=mine"]
     try:
-        run = tmp_path / "logs" / "quickstart" / "mine"
-        run.mkdir(parents=True)
-        (run / LOCK).write_text(f"{os.uname().nodename} {holder.pid} {time.time():.0f}\n")
-        args = [*quickstart_args(listops_dir, tmp_path), "--trainer.logger.init_args.version=mine"]
-        with pytest.raises(RunFolderTaken, match=rf"in use by process {holder.pid} on "):
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderTaken, match=rf"in use by process {holder.pid} on here"):
             cli_main(args)
         assert sorted(p.name for p in run.iterdir()) == [LOCK]  # nothing of it touched
     finally:
-        holder.kill()
+        holder.kill()  # SIGKILL: no clean-up, the kernel drops its lock
         holder.wait()
-    # Its holder gone, the lock is stale: the next start takes the folder.
+    # Its holder gone (killed, as a requeued job's previous attempt), the next start runs.
     cli_main([*args, "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not (run / LOCK).exists()  # released at the end

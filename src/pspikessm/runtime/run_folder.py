@@ -12,6 +12,8 @@ named, so that resuming an older run is never silent.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import re
 import socket
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 LAST = "last.ckpt"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,25 +147,33 @@ class RunFolderTaken(RuntimeError):
 
 @dataclass
 class RunFolderLock:
-    """A run folder this process owns: ``.run.lock`` in it names the holder (host, pid).
+    """A run folder this process owns, through an exclusive ``flock`` on ``.run.lock`` in it.
+
+    The kernel drops the lock when the process ends, however it ends (SIGKILL, a lost node):
+    a requeued job never finds its folder held by its own dead attempt. The file names the
+    holder (host, pid) for the message of a refused start.
 
     Attributes:
         folder: the run folder.
         created: whether this process created the folder (it is removed on release when the
             start failed and left it empty).
+        descriptor: the open, locked file (None where the filesystem has no locks).
     """
 
     folder: Path
     created: bool
+    descriptor: int | None
 
     def release(self) -> None:
-        """Remove the lock (if still this process's) and, when empty, a folder it created."""
-        lock = self.folder / LOCK
-        if _holder(lock) == (socket.gethostname(), os.getpid()):
-            lock.unlink(missing_ok=True)
+        """Remove the lock file and unlock; remove the folder if this process created it and
+        it is empty (a start that wrote nothing)."""
+        if self.descriptor is not None:
+            (self.folder / LOCK).unlink(missing_ok=True)  # while locked: see lock_run_folder
+            os.close(self.descriptor)  # unlocks
+            self.descriptor = None
         if self.created:
             with contextlib.suppress(OSError):
-                self.folder.rmdir()  # only when empty: a start that wrote nothing
+                self.folder.rmdir()
 
 
 #: The run folders this process holds, released by :func:`release_run_folders`.
@@ -174,59 +186,54 @@ def release_run_folders() -> None:
         HELD.pop().release()
 
 
-def _holder(lock: Path) -> tuple[str, int] | None:
-    try:
-        host, pid, *_ = lock.read_text().split()
-        return host, int(pid)
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def lock_run_folder(folder: Path, created: bool = False) -> RunFolderLock:
     """Take ``folder`` for this process, or raise :class:`RunFolderTaken` naming the holder.
 
-    The lock is a file created exclusively (``O_EXCL``: atomic, also on NFS >= 3). A lock of
-    this host whose process has ended is stale and taken over; so is one of this very process
-    (a previous run in it, as tests run several). A lock of another host cannot be checked:
-    it is an error saying how to remove it once that job is gone.
+    A second start in a folder this process holds already (tests run several fits in one
+    process) keeps that lock. A filesystem without ``flock`` (some network mounts) runs
+    unlocked, saying so.
     """
+    folder = Path(os.path.abspath(folder))
+    for held in HELD:
+        if held.folder == folder:
+            return held
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK
-    me = (socket.gethostname(), os.getpid())
-    for _ in range(3):
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
             holder = _holder(lock)
-            mine_or_gone = (
-                holder is None or holder == me or (holder[0] == me[0] and not _alive(holder[1]))
-            )
-            if not mine_or_gone:
-                host, pid = holder
-                raise RunFolderTaken(
-                    f"run folder {folder} is in use by process {pid} on {host} ({lock}). "
-                    "Start this run under another trainer.logger.init_args.version (or leave "
-                    "it unset for a new folder), or wait for that run; if it is gone (another "
-                    f"machine's crashed job), delete {lock}."
-                ) from None
-            lock.unlink(missing_ok=True)
+            raise RunFolderTaken(
+                f"run folder {folder} is in use by {holder} ({lock}). Start this run under "
+                "another trainer.logger.init_args.version (or leave it unset for a new "
+                "folder), or wait for that run to end."
+            ) from None
+        except OSError as error:  # no locks on this filesystem
+            os.close(descriptor)
+            log.info("cannot lock run folder %s (%s): running without a lock", folder, error)
+            held = RunFolderLock(folder, created, None)
+            break
+        # The holder before us may have removed the file after we opened it: lock the new one.
+        if not lock.exists() or os.fstat(descriptor).st_ino != lock.stat().st_ino:
+            os.close(descriptor)
             continue
-        with os.fdopen(descriptor, "w") as file:
-            file.write(f"{me[0]} {me[1]} {time.time():.0f}\n")
-        held = RunFolderLock(folder, created)
-        HELD.append(held)
-        return held
-    raise RunFolderTaken(f"could not lock run folder {folder}: {lock} keeps changing")
+        os.ftruncate(descriptor, 0)
+        line = f"process {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n"
+        os.write(descriptor, line.encode())
+        held = RunFolderLock(folder, created, descriptor)
+        break
+    HELD.append(held)
+    return held
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return lock.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 def new_version_folder(run_root: Path) -> tuple[int, Path]:
