@@ -8,6 +8,9 @@ that process signals itself; default: every process):
 - ``load``: while the training batch after global step STEP is being collated;
 - ``val``: after the second batch of the validation at global step STEP;
 - ``sanity``: during the sanity check (STEP is ignored);
+- ``setup``: in the trainer's ``setup`` (STEP is ignored), before training starts;
+- ``repeat``: during the training step at global step STEP, and again once the stop that
+  follows has restored the signal handlers (a scheduler that repeats the signal);
 - ``save``: inside the write of ``last.ckpt`` at global step STEP, after its data is in the
   temporary file and before that file replaces the checkpoint.
 """
@@ -20,7 +23,7 @@ import signal
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-import pspikessm.checkpoint_io
+import pspikessm.files
 
 
 class InjectFault(Callback):
@@ -40,6 +43,17 @@ class InjectFault(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.trainer = trainer
+        if self.point == "setup":
+            self._send()
+        if self.point == "repeat":
+            restore = trainer._signal_connector.teardown  # Lightning 2.6.6: puts handlers back
+
+            def restore_then_signal() -> None:
+                restore()
+                if self.sent:
+                    os.kill(os.getpid(), self.signum)
+
+            trainer._signal_connector.teardown = restore_then_signal
         data = trainer.datamodule
         if self.point != "load" or data is None:
             return
@@ -53,7 +67,7 @@ class InjectFault(Callback):
         data.collate_fn = collate_and_signal  # read when the loaders are built, after setup
 
     def on_before_backward(self, trainer: L.Trainer, pl_module, loss) -> None:
-        if self.point == "train" and trainer.global_step == self.step:
+        if self.point in ("train", "repeat") and trainer.global_step == self.step:
             self._send()
 
     def on_validation_batch_end(
@@ -77,4 +91,4 @@ class InjectFault(Callback):
             fsync(descriptor)
 
         os.fsync = signal_then_fsync
-        assert pspikessm.checkpoint_io.os is os  # the writer calls this os.fsync
+        assert pspikessm.files.os is os  # the writer calls this os.fsync

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from pspikessm.checkpoint_io import AtomicCheckpointIO, atomic_write, use_atomic_checkpoints
+from pspikessm.runtime.checkpoint_io import AtomicCheckpointIO, atomic_write, use_atomic_checkpoints
 
 
 def test_the_temporary_file_is_written_in_the_destination_folder(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import fast_trainer_args, tiny_model_args
-from pspikessm.callbacks import NonFiniteLossError
 from pspikessm.cli import cli_main
+from pspikessm.runtime.callbacks import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 

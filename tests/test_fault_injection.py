@@ -17,8 +17,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import tiny_model_args
-from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
+from pspikessm.runtime.callbacks import PREEMPTED_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from conftest import fast_trainer_args, tiny_model_args
-from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
+from pspikessm.runtime.callbacks import PREEMPTED_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pspikessm.resume_checks import check_architecture, check_optimizer, setting_differences
+from pspikessm.models.architecture import check_architecture, setting_differences
+from pspikessm.runtime.resume_checks import check_optimizer
 
 
 def test_differences_name_each_key_path_in_nested_settings():

@@ -15,9 +15,9 @@ from lightning.pytorch.strategies import DDPStrategy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import fast_trainer_args, tiny_model_args
-from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main
 from pspikessm.data import ListOpsDataModule
+from pspikessm.runtime.callbacks import PREEMPTED_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "configs" / "trainer"

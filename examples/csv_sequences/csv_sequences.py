@@ -34,6 +34,10 @@ from pspikessm.data.splits import check_fraction, seeded_split
 SUFFIXES = (".csv", ".npy")
 
 
+#: The largest float32: the model reads float32, so larger values would become infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def read_sequence(path: Path) -> np.ndarray:
     """One sequence file as a float64 array (L, C); errors name the file (and line)."""
     if path.suffix == ".npy":
@@ -49,6 +53,9 @@ def read_sequence(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: expected a (length, channels) array, got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{path}: contains NaN or infinite values")
+    if (np.abs(array) > FLOAT32_MAX).any():
+        row = int(np.nonzero((np.abs(array) > FLOAT32_MAX).any(axis=1))[0][0])
+        raise ValueError(f"{path}: row {row}: a value beyond float32's range (±{FLOAT32_MAX:.3g})")
     return array.astype(np.float64, copy=False)
 
 
@@ -68,6 +75,11 @@ def read_csv(path: Path) -> np.ndarray:
                 raise ValueError(
                     f"{path}:{line_number}: expected numbers, got {line.strip()!r}"
                 ) from None
+            if any(abs(value) > FLOAT32_MAX for value in rows[-1]):
+                raise ValueError(
+                    f"{path}:{line_number}: a value beyond float32's range (±{FLOAT32_MAX:.3g}), "
+                    f"which the model reads: {line.strip()!r}"
+                )
             if len(rows[-1]) != len(rows[0]):
                 raise ValueError(
                     f"{path}:{line_number}: {len(rows[-1])} columns, "

@@ -13,9 +13,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from pspikessm.models.architecture import check_checkpoint_architecture, save_architecture
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
-from pspikessm.resume_checks import ResumeGuard
-from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 from pspikessm.spike_training import check_options, sampled_loss, set_sampling, warmup_sampling
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -61,17 +60,16 @@ class SequenceClassifier(L.LightningModule):
             parameter names, hence checkpoints, are those of the plain backbone).
         reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
             a fresh optimiser and schedule at its step (off: an error naming the settings;
-            equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
+            equal settings reset nothing). Read by the CLI's run-safety callbacks
+            (:mod:`pspikessm.runtime.resume_checks`).
         spike_warmup_steps, train_samples, antithetic: how training draws spikes
             (:mod:`pspikessm.spike_training`; the defaults are the paper's): spikes blended
             with their probabilities, ``p + α (s - p)``, α rising from 0 to 1 over
             ``spike_warmup_steps`` (evaluation always samples); the loss averaged over
             ``train_samples`` spike samples, drawn in pairs ``u``, ``1 - u`` if ``antithetic``.
 
-    Spike randomness: every process starts from the same seed (identical initialisation);
-    when training starts, processes other than rank 0 move to spike streams of their own.
-    Checkpoints carry rank 0's generator states, so a resumed one-process run draws exactly
-    the spikes the uninterrupted run would have drawn.
+    Spike randomness is torch's global generator; the CLI's run-safety callbacks
+    (:mod:`pspikessm.runtime`) carry it through checkpoints and split it per process.
 
     Batches are ``(inputs, lengths, targets)``. A checkpoint records the backbone's
     architecture (``backbone.settings``) and only loads into a backbone with the same one.
@@ -105,8 +103,13 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
-        if mc_samples < 1:
-            raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
+        for option, value, least in (
+            ("mc_samples", mc_samples, 1),
+            ("warmup_steps", warmup_steps, 0),
+            ("total_steps", 1 if total_steps is None else total_steps, 1),
+        ):
+            if value < least:
+                raise ValueError(f"model.{option}={value}: expected an integer >= {least}")
         check_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
@@ -131,8 +134,6 @@ class SequenceClassifier(L.LightningModule):
         for metric in (self.train_loss, self.train_acc):
             metric.persistent(True)
         self._trained_this_epoch = False
-        self._resumed_rng_state: dict | None = None
-        self._resume_guard = ResumeGuard()  # architecture and optimiser checks of checkpoints
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(inputs, lengths)
@@ -159,7 +160,7 @@ class SequenceClassifier(L.LightningModule):
             yield
             return
         devices = [self.device] if self.device.type == "cuda" else []
-        rank = self.global_rank if self._trainer is not None else 0
+        rank = self.global_rank  # 0 without a trainer
         with torch.random.fork_rng(devices=devices, device_type=self.device.type):
             torch.manual_seed(
                 ((seed * 1_000_003 + dataloader_idx) * 1_000_003 + batch_idx) * 1009 + rank
@@ -212,12 +213,6 @@ class SequenceClassifier(L.LightningModule):
         # The sanity check has run by now; it must not count as the best epoch.
         if self.trainer.global_step == 0:
             self.val_acc_best.reset()
-        # After the (RNG-isolated) sanity check and the checkpoint restore: continue the saved
-        # spike stream, then split the streams by rank.
-        if self._resumed_rng_state is not None:
-            set_rng_state(self._resumed_rng_state)
-            self._resumed_rng_state = None
-        offset_for_rank(self.global_rank)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         if self.hparams.spike_warmup_steps > 0:  # else: untouched, spikes throughout
@@ -263,16 +258,15 @@ class SequenceClassifier(L.LightningModule):
         return self.evaluate(inputs, lengths, batch_idx).exp()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_state"] = rng_state()
-        self._resume_guard.save(checkpoint, self.backbone)
+        save_architecture(checkpoint, self.backbone)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the spike stream; refuse a checkpoint of another architecture, naming the settings."""
-        self._resume_guard.load(checkpoint, self.backbone, self._trainer)
-        self._resumed_rng_state = checkpoint.get("rng_state")
-
-    def on_fit_start(self) -> None:
-        self._resume_guard.fit_start(self.trainer, self.hparams.reset_optimizer)
+        """Refuse a checkpoint of another architecture, naming the differing settings."""
+        try:
+            path = self.trainer.ckpt_path
+        except RuntimeError:  # load_from_checkpoint: no trainer
+            path = None
+        check_checkpoint_architecture(checkpoint, self.backbone, path)
 
     def configure_optimizers(self):
         hp = self.hparams

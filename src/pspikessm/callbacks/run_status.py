@@ -25,7 +25,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from pspikessm.checkpoint_io import atomic_write_text
+from pspikessm.files import atomic_write_text
 
 STATUS_FILE = "summary.json"
 STATUSES = ("running", "finished", "preempted", "interrupted", "failed")

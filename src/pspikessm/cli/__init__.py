@@ -20,11 +20,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli.train import PSpikeSSMCLI, cli_main, quiet_start_up
 from pspikessm.cpu_memory import keep_freed_memory
+from pspikessm.runtime.registration import preemption_exit
 
 __all__ = ["TOOLS", "PSpikeSSMCLI", "cli_main", "main"]
 
@@ -43,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
     quiet_start_up()
-    try:
+    with preemption_exit():
         if argv and argv[0] in TOOLS:
             importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
             return
@@ -51,5 +49,3 @@ def main(argv: list[str] | None = None) -> None:
             print(__doc__)
             print("Tools: " + ", ".join(TOOLS) + " (each takes --help).\n")
         cli_main(argv)
-    except SIGTERMException:  # also Lightning's own, which carries no exit status
-        sys.exit(PREEMPTED_EXIT_CODE)

@@ -18,12 +18,17 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from pspikessm.callbacks import LastEveryEpochCheckpoint, NonFiniteLossStop, PreemptionCheckpoint
-from pspikessm.callbacks.run_record import RunConfigRecord
-from pspikessm.checkpoint_io import use_atomic_checkpoints
+from pspikessm.callbacks.predictions import PredictionWriter
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
-from pspikessm.run_folder import continue_run, find_last_checkpoint, fixed_checkpoint_folder
+from pspikessm.runtime.registration import (
+    SAVE_CONFIG_CALLBACK,
+    add_run_safety_arguments,
+    after_run,
+    before_run,
+    install_run_safety,
+    prepare_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +46,9 @@ class PSpikeSSMCLI(LightningCLI):
                 parser.link_arguments(
                     "data", target, partial(protocol_value, name=name), apply_on="instantiate"
                 )
-        # last.ckpt every epoch (Lightning 2.6 skips it when val/acc did not improve).
-        parser.add_lightning_class_args(LastEveryEpochCheckpoint, "checkpoint")
-        # Always on: last.ckpt on SIGTERM/SIGUSR1, and a loud stop at a non-finite loss.
-        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
-        parser.add_lightning_class_args(NonFiniteLossStop, "nonfinite")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/acc",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
-                "checkpoint.auto_insert_metric_name": False,
-                # One last.ckpt per run folder, always the newest state (a resumed run would
-                # otherwise write last-v1.ckpt and leave last.ckpt behind).
-                "checkpoint.enable_version_counter": False,
-            }
-        )
+        add_run_safety_arguments(parser)
+        # `predict` writes its predictions into the run folder (inert in other subcommands).
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         # As LightningCLI's, without its warning about `args` and sys.argv both being set:
@@ -77,38 +68,11 @@ class PSpikeSSMCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
+            prepare_run(None, self.config)
             return
         config = self.config[self.subcommand]
         config.ckpt_path = self._ckpt_path
-        if config.get("ckpt_path") == "last":
-            self._resolve_last(config)
-        if self.subcommand != "fit":
-            # The checkpoint callback's saved state (best and last paths) is for fit only.
-            warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-        elif self.subcommand == "fit" and not config.get("ckpt_path"):
-            _refuse_to_overwrite(config)
-        if self.subcommand == "fit" and config.trainer.get("fast_dev_run"):
-            # Lightning 2.6 still writes last.ckpt at train end under fast_dev_run, and
-            # with its dummy logger into ./checkpoints of the working directory.
-            config.checkpoint.save_last = False
-
-    def _resolve_last(self, config: Namespace) -> None:
-        """``--ckpt_path last``: the newest run's last.ckpt; ``fit`` continues in its folder."""
-        found = find_last_checkpoint(config)
-        if found.path is not None and self.subcommand == "fit":
-            continue_run(config, found)
-            # Expected when resuming: the folder holds the run's checkpoints.
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
-        elif found.path is not None:
-            config.ckpt_path = str(found.path)
-        elif self.subcommand == "fit":
-            log.info("--ckpt_path last: no %s yet, starting a new run", found.looked)
-            config.ckpt_path = None
-        else:
-            raise FileNotFoundError(
-                f"--ckpt_path last: no checkpoint at {found.looked}. Train first "
-                "(pspikessm fit with the same --config), or give the checkpoint's path."
-            )
+        prepare_run(self.subcommand, config)
 
     def instantiate_classes(self) -> None:
         try:
@@ -123,29 +87,18 @@ class PSpikeSSMCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
-        use_atomic_checkpoints(trainer)
+        install_run_safety(trainer)
         return trainer
 
     def _before_run(self) -> None:
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, RunConfigRecord):
-                callback.note_existing_files(self.trainer)
+        before_run(self.trainer)
 
-    # LightningCLI calls before_<subcommand>() just before running it.
+    def _after_run(self) -> None:
+        after_run(self.trainer)
+
+    # LightningCLI calls before_<subcommand>() just before running it, after_<...> after.
     before_fit = before_validate = before_test = before_predict = _before_run
-
-
-def _refuse_to_overwrite(config: Namespace) -> None:
-    """A new ``fit`` in a run folder that already holds a run's last.ckpt would overwrite it."""
-    if config.trainer.get("fast_dev_run"):
-        return
-    folder = fixed_checkpoint_folder(config)
-    if folder is not None and (folder / "last.ckpt").is_file():
-        raise FileExistsError(
-            f"{folder / 'last.ckpt'} exists: that run folder holds a run already. Continue it "
-            "with --ckpt_path last, or start a new one under another "
-            "trainer.logger.init_args.version (or checkpoint.dirpath)."
-        )
+    after_fit = after_validate = after_test = after_predict = _after_run
 
 
 def _forget_skipped_links(model: SequenceClassifier) -> None:
@@ -191,7 +144,7 @@ def cli_main(
         # One optimiser mechanism: SequenceClassifier.configure_optimizers with the parameter
         # groups of tag_optim; no --optimizer/--lr_scheduler that would bypass it.
         "auto_configure_optimizers": False,
-        "save_config_callback": RunConfigRecord,
+        "save_config_callback": SAVE_CONFIG_CALLBACK,
         **kwargs,
     }
     return cli_class(SequenceClassifier, LightningDataModule, args=args, run=run, **options)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from pspikessm.data.cache import cache_key, load_cache, resolve_cache_dir, write_cache
 from pspikessm.data.collate import pad_collate
 from pspikessm.data.download import Resource, fetch, folder_lock
-from pspikessm.data.errors import DataNotFound
+from pspikessm.data.errors import DataNotFound, require_at_least, require_folder
 from pspikessm.data.resumable import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
@@ -98,6 +98,8 @@ class SequenceDataModule(L.LightningDataModule):
         # `data:` config): logged beside the model's in TensorBoard's HPARAMS tab.
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
+        require_folder("data_dir", self.data_dir)
+        require_at_least("batch_size", batch_size)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -135,6 +137,11 @@ class SequenceDataModule(L.LightningDataModule):
         """Whether :meth:`acquire` may run when the data is absent."""
         return self.download and bool(self.resources)
 
+    def regenerates(self) -> bool:
+        """Whether :meth:`acquire` writes the data itself (a generated set): a partial set, left
+        by an interrupted generation, is then written again instead of being an error."""
+        return False
+
     def acquire(self) -> None:
         """Get the absent data (rank 0 only, from ``prepare_data``): download the resources."""
         fetch(self.resources, self.download_dir())
@@ -156,7 +163,7 @@ class SequenceDataModule(L.LightningDataModule):
         try:
             self.sources()
         except DataNotFound as absent:
-            if absent.partial or not self.can_acquire():
+            if not self.can_acquire() or (absent.partial and not self.regenerates()):
                 raise
             return True
         return False
@@ -258,6 +265,9 @@ class SequenceDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    #: The split ``predict`` reads (``pspikessm predict`` says so and names it in its file).
+    predict_split = "test"
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

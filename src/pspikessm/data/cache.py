@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pspikessm.files import DiskFullError, atomic_write
 
 #: Environment variable naming the cache folder when ``data.cache_dir`` is not set.
 CACHE_DIR_VARIABLE = "PSPIKESSM_CACHE_DIR"
@@ -50,24 +51,21 @@ def load_cache(path: Path) -> dict[str, Any]:
 
 
 def write_cache(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` atomically (several processes may race to build it).
+    """Write ``data`` to ``path`` atomically (several processes may race to build it), with
+    the umask's file mode; a temporary file left by a killed writer is removed.
 
     Raises:
-        OSError: naming the folder and how to put the cache elsewhere, if it is not writable.
+        OSError: naming the folder and how to put the cache elsewhere, if it is not writable
+            (:class:`~pspikessm.files.DiskFullError` when the disk is full).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        atomic_write(path, lambda file: torch.save(data, file))
+    except DiskFullError:
+        raise
     except OSError as error:
         raise OSError(
             f"cannot write the preprocessed-data cache to {path.parent} ({error}); set "
             f"data.cache_dir (or the environment variable {CACHE_DIR_VARIABLE}) to a "
             "writable folder"
         ) from error
-    os.close(handle)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

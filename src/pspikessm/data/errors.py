@@ -6,6 +6,28 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+def require_at_least(option: str, value: int, least: int = 1) -> None:
+    """Raise ValueError naming ``data.<option>`` unless ``value >= least``."""
+    if value < least:
+        raise ValueError(f"data.{option}={value}: expected an integer >= {least}")
+
+
+def require_folder(option: str, path: Path) -> None:
+    """Raise an error naming ``data.<option>`` if ``path`` exists but is not a usable folder
+    (a file, a symlink loop); an absent path is fine (the data may be fetched there)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as error:  # ELOOP, EACCES, ...
+        raise NotADirectoryError(
+            f"data.{option}={path}: cannot be opened ({error.strerror}; a symlink loop?); "
+            "expected a folder"
+        ) from None
+    if not path.is_dir():
+        raise NotADirectoryError(f"data.{option}={path} is a file; expected a folder")
+
+
 class DataNotFound(FileNotFoundError):
     """A task's files are not where it reads them.
 

@@ -69,6 +69,9 @@ class PSpikeSSM(nn.Module):
     ) -> None:
         super().__init__()
         block = block or BlockSettings()
+        for option, value in (("d_model", d_model), ("n_layers", n_layers)):
+            if value < 1:
+                raise ValueError(f"model.backbone.init_args.{option}={value}: expected >= 1")
         #: What decides the architecture: a checkpoint loads only into a model with the same.
         self.settings: dict[str, Any] = {
             "num_classes": num_classes,

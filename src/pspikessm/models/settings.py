@@ -107,6 +107,13 @@ class BlockSettings:
     affine_lr: float | None = None
     mask_output_padding: bool = True
 
+    def __post_init__(self) -> None:
+        if self.d_state < 1:
+            raise ValueError(
+                f"block.d_state={self.d_state}: expected a state size >= 1 (the paper's "
+                "models use 64)"
+            )
+
     @property
     def branches(self) -> int:
         """Spike branches per block: 2 with the second branch, else 1."""

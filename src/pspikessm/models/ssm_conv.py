@@ -32,13 +32,29 @@ def build_kernel(d_model: int, channels: int, settings: BlockSettings) -> nn.Mod
     convolution kernels; ``recurrence()`` (optional) gives its step-by-step form.
     """
     cls = resolve_class(settings.kernel, KERNELS, "block.kernel")
+    name = f"block.kernel={settings.kernel!r} ({cls.__module__}.{cls.__qualname__})"
+    interface = (
+        "a kernel is an nn.Module built as cls(d_model, channels, settings, **kernel_args) "
+        "whose forward(length) returns (channels, d_model, length) kernels (docs/forking.md)"
+    )
+    if not issubclass(cls, nn.Module):
+        raise ValueError(f"{name} is not an nn.Module: {interface}")
     try:
-        return cls(d_model, channels, settings, **settings.kernel_args)
-    except TypeError as error:  # an option of another kernel family
+        kernel = cls(d_model, channels, settings, **settings.kernel_args)
+    except TypeError as error:  # another interface, or an option of another kernel family
         raise ValueError(
-            f"block.kernel_args={settings.kernel_args} do not fit kernel {settings.kernel!r} "
-            f"({cls.__module__}.{cls.__qualname__}): {error}"
+            f"{name} cannot be built with block.kernel_args={settings.kernel_args}: {error}. "
+            f"Expected: {interface}"
         ) from None
+    with torch.no_grad():
+        try:
+            shape = tuple(kernel(2).shape)
+        except Exception as error:
+            message = f"{name}: forward(2) failed ({error!r}). Expected: {interface}"
+            raise ValueError(message) from None
+    if shape != (channels, d_model, 2):
+        raise ValueError(f"{name}: forward(2) gave shape {shape}, not {(channels, d_model, 2)}")
+    return kernel
 
 
 class SSMConvolution(nn.Module):

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from pspikessm.data.archives import tar_members
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.download import IMDB
-from pspikessm.data.errors import missing_data
+from pspikessm.data.errors import missing_data, require_at_least
 from pspikessm.data.progress import progress
 from pspikessm.data.splits import check_fraction, seeded_split
 from pspikessm.data.tokens import TokenDataModule
@@ -98,6 +98,7 @@ class IMDBDataModule(TokenDataModule):
         **kwargs,
     ) -> None:
         super().__init__(data_dir=data_dir, download=download, **kwargs)
+        require_at_least("max_length", max_length, 2)  # <eos> and at least one token
         self.max_length = max_length
         self.min_freq = min_freq
         self.val_fraction = check_fraction("data.val_fraction", val_fraction)

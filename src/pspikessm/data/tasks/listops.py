@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from pspikessm.data.base import SPLITS
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.download import LRA_RELEASE, release_root
-from pspikessm.data.errors import require_files
+from pspikessm.data.errors import require_at_least, require_files
 from pspikessm.data.listops_generator import (
     END,
     HEADER,
@@ -105,6 +105,7 @@ class ListOpsDataModule(TokenDataModule):
         **kwargs,
     ) -> None:
         super().__init__(data_dir=data_dir, download=download, **kwargs)
+        require_at_least("max_length", max_length, 2)  # <eos> and at least one token
         self.max_length = max_length
         self.generate = generate
 
@@ -139,11 +140,16 @@ class ListOpsDataModule(TokenDataModule):
     def can_acquire(self) -> bool:
         return self.generate is not None or super().can_acquire()
 
+    def regenerates(self) -> bool:
+        return self.generate is not None
+
     def acquire(self) -> None:
         if self.generate is None:
             super().acquire()
             return
-        info(f"ListOps files absent: generating {self.generate} into {self.data_dir}")
+        info(
+            f"ListOps files absent or incomplete (an interrupted generation): generating {self.generate} into {self.data_dir}"
+        )
         write_listops(self.data_dir, self.generate)
 
     def build(self, part: str) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pspikessm.data.collate import PackedPairs, PackedSequences, pad_pair_collate
 from pspikessm.data.download import LRA_RELEASE, release_root
-from pspikessm.data.errors import require_files
+from pspikessm.data.errors import require_at_least, require_files
 from pspikessm.data.progress import progress
 from pspikessm.data.textfiles import no_rows_error, read_lines
 from pspikessm.data.tokens import TokenDataModule
@@ -82,6 +82,7 @@ class RetrievalDataModule(TokenDataModule):
         **kwargs,
     ) -> None:
         super().__init__(data_dir=data_dir, download=download, **kwargs)
+        require_at_least("max_length", max_length, 2)  # <eos> and at least one token
         self.max_length = max_length
         self.min_freq = min_freq
 

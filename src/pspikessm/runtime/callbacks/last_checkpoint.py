@@ -18,6 +18,9 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
     training, into ``./checkpoints`` since a dry run has no logger folder).
     """
 
+    # ModelCheckpoint's private methods (_should_save_on_train_epoch_end, _save_last_checkpoint,
+    # _last_global_step_saved, ...) are used below: checked with Lightning 2.6.6.
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.fast_dev_run:
             super().on_train_end(trainer, pl_module)

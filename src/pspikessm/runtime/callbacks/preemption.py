@@ -17,6 +17,45 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 PREEMPTED_EXIT_CODE = 75
 
 
+class StopOnSignal:
+    """The process-wide SIGTERM handler outside training.
+
+    Installed for the whole command (``main``): a SIGTERM during start-up, ``setup`` or the
+    sanity check stops the command with :data:`PREEMPTED_EXIT_CODE` (raised as Lightning's
+    ``SIGTERMException``) instead of killing it (status 143). Once the run is stopping for a
+    signal (here, or :class:`PreemptionCheckpoint` has saved), a repeated SIGTERM is only
+    noted: schedulers repeat it, and the stop in progress finishes with the same status.
+    SIGUSR1 is left alone outside training: Lightning installs its SLURM requeue handler only
+    where SIGUSR1 has none.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            rank_zero_info(f"{signal.Signals(signum).name} again: already stopping")
+            return
+        self.stopping = True
+        rank_zero_info(
+            f"Stopping on {signal.Signals(signum).name} outside training (start-up, set-up, "
+            f"sanity check): nothing saved; exit status {PREEMPTED_EXIT_CODE}."
+        )
+        raise SIGTERMException(PREEMPTED_EXIT_CODE)
+
+
+#: The handler ``main`` installs (None when the command runs without it, as in tests).
+STOP_ON_SIGNAL: StopOnSignal | None = None
+
+
+def install_stop_on_signal() -> StopOnSignal:
+    """Install a new :class:`StopOnSignal` for SIGTERM (call it from the main thread)."""
+    global STOP_ON_SIGNAL
+    STOP_ON_SIGNAL = StopOnSignal()
+    signal.signal(signal.SIGTERM, STOP_ON_SIGNAL)
+    return STOP_ON_SIGNAL
+
+
 class PreemptionCheckpoint(Callback):
     """On SIGTERM or SIGUSR1 during ``fit``: save a resumable ``last.ckpt``, exit with 75.
 
@@ -66,9 +105,9 @@ class PreemptionCheckpoint(Callback):
         self._stopping = self._saved = False
         for signum in self.signals:
             current = signal.getsignal(signum)
-            self._chained[signum] = (
-                self._before_trainer.get(signum) if signum == signal.SIGTERM else current
-            )
+            chained = self._before_trainer.get(signum) if signum == signal.SIGTERM else current
+            # The command's own stop-at-once handler is for outside training only.
+            self._chained[signum] = None if isinstance(chained, StopOnSignal) else chained
             try:
                 signal.signal(signum, self._handle)
             except ValueError:  # not the main thread: leave signals to whoever owns them
@@ -137,6 +176,8 @@ class PreemptionCheckpoint(Callback):
         path = self.last_checkpoint_path(trainer)
         trainer.save_checkpoint(path, weights_only=False)  # the whole training state
         self._saved = True
+        if STOP_ON_SIGNAL is not None:  # a repeated signal must not cut the stop short
+            STOP_ON_SIGNAL.stopping = True
         name = self.received.name if self.received is not None else "a signal in another process"
         rank_zero_info(
             f"Stopping on {name}: saved {path} at global step {trainer.global_step}"
@@ -174,6 +215,7 @@ def validation_follows(trainer: L.Trainer) -> bool:
     every = trainer.check_val_every_n_epoch
     if every is not None and (trainer.current_epoch + 1) % every:
         return False
+    # Lightning internals (fit_loop.epoch_loop, val_check_batch), checked with Lightning 2.6.6.
     loop = trainer.fit_loop.epoch_loop
     interval = trainer.val_check_batch
     if interval is None:
@@ -191,6 +233,7 @@ def mark_validation_not_run(trainer: L.Trainer) -> None:
     (Lightning's restart of an interrupted evaluation), instead of skipping it or finishing
     only its remaining batches with half the metric state.
     """
+    # Lightning internals (the validation loop's batch_progress), checked with Lightning 2.6.6.
     progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
     earlier = progress.total.completed - progress.current.completed  # this epoch's earlier runs
     state = progress.state_dict()

@@ -9,12 +9,8 @@ over the destination (``os.replace`` is atomic within one filesystem).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,50 +18,16 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from pspikessm.files import DiskFullError, atomic_write, atomic_write_text, file_mode
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    The data is fsync'ed before the rename and the folder after it, so after a crash (or a
-    SIGKILL at any moment) ``path`` holds either its previous content or the complete new one.
-    Temporary files left by an earlier kill (``.<name>.*.tmp``) are removed first.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
-    for stale in path.parent.glob(f"{prefix}*.tmp"):
-        stale.unlink(missing_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write` of a UTF-8 text."""
-    atomic_write(path, lambda file: file.write(text.encode()))
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+__all__ = [
+    "AtomicCheckpointIO",
+    "DiskFullError",
+    "atomic_write",
+    "atomic_write_text",
+    "file_mode",
+    "use_atomic_checkpoints",
+]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -89,5 +51,6 @@ def use_atomic_checkpoints(trainer: L.Trainer) -> None:
     Only Lightning's default writer is replaced: a CheckpointIO the user configured (or one a
     strategy brings, such as DeepSpeed's) is left alone.
     """
+    # The strategy's checkpoint_io setter: checked with Lightning 2.6.6.
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()

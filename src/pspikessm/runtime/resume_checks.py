@@ -1,8 +1,7 @@
 """What a checkpoint must agree on with the configured run before it is loaded.
 
-- **Architecture**: the backbone's ``settings`` (a nested dict) are saved in every checkpoint;
-  loading into a model built with other settings is an error naming each differing setting,
-  for every subcommand (``fit``, ``validate``, ``test``, ``predict``, ``energy``).
+- **Architecture**: see :mod:`pspikessm.models.architecture` (the model's own check, for
+  every way a checkpoint is loaded).
 - **Optimiser**: the settings the optimisers and schedules were built with (each parameter
   group's base learning rate, betas, weight decay, ...; each schedule's kind and options) are
   saved too. Resuming with other settings would silently keep the checkpoint's optimiser state
@@ -14,73 +13,17 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-ARCHITECTURE_KEY = "backbone_settings"  # checkpoint entry: the backbone's settings
+from pspikessm.models.architecture import setting_differences
+
 OPTIMIZER_KEY = "optimizer_settings"  # checkpoint entry: see optimizer_settings()
 
 #: ReduceLROnPlateau options (its state_dict restores them over the current config's).
 _PLATEAU_OPTIONS = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown")
-
-
-def _unset(value: Any) -> bool:
-    return value is None or (isinstance(value, Mapping) and not value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def setting_differences(
-    saved: Any, current: Any, path: str = "", current_name: str = "model"
-) -> list[str]:
-    """``"<key.path>: checkpoint X, model Y"`` for every leaf in which two nested dicts differ.
-
-    Keys on either side are compared; an absent key, None and an empty dict all mean "not
-    set" (an option left at its default), and lists equal tuples with the same items.
-    """
-    if _unset(saved) and _unset(current):
-        return []
-    if isinstance(saved, Mapping) or isinstance(current, Mapping):
-        if not all(isinstance(v, Mapping) or _unset(v) for v in (saved, current)):
-            return [f"{path or '(settings)'}: checkpoint {saved!r}, {current_name} {current!r}"]
-        saved, current = dict(saved or {}), dict(current or {})
-        return [
-            difference
-            for key in sorted(saved.keys() | current.keys(), key=str)
-            for difference in setting_differences(
-                saved.get(key),
-                current.get(key),
-                f"{path}.{key}" if path else str(key),
-                current_name,
-            )
-        ]
-    if _same(saved, current):
-        return []
-    return [f"{path}: checkpoint {saved!r}, {current_name} {current!r}"]
-
-
-def check_architecture(saved: Any, current: Any, checkpoint_path: Any = None) -> None:
-    """Raise ValueError naming every setting in which ``saved`` (from a checkpoint) and
-    ``current`` (the configured backbone's ``settings``) differ."""
-    if saved is None or current is None:  # a backbone that does not record its settings
-        return
-    differences = setting_differences(saved, current)
-    if not differences:
-        return
-    where = f" {checkpoint_path}" if checkpoint_path else ""
-    raise ValueError(
-        f"checkpoint{where} was trained with another architecture. Differing settings "
-        "(model.backbone.init_args.<setting>): " + "; ".join(differences) + ". Set them to "
-        "the checkpoint's values (the run's config.yaml has them all: --config <run>/config.yaml), "
-        "or load a checkpoint of this architecture."
-    )
 
 
 def optimizer_settings(trainer: L.Trainer) -> dict[str, Any]:
@@ -149,37 +92,3 @@ def use_fresh_optimizers(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None
             scheduler.step()
     checkpoint["optimizer_states"] = [optimizer.state_dict() for optimizer in trainer.optimizers]
     checkpoint["lr_schedulers"] = [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs]
-
-
-class ResumeGuard:
-    """A LightningModule's side of these checks (see :class:`pspikessm.module.SequenceClassifier`).
-
-    ``save`` in ``on_save_checkpoint``, ``load`` in ``on_load_checkpoint`` (it keeps a fit's
-    checkpoint until the optimisers exist), ``fit_start`` in ``on_fit_start`` (the optimisers
-    are built there and not yet restored).
-    """
-
-    def __init__(self) -> None:
-        self.optimizer_settings: dict[str, Any] | None = None
-        self._checkpoint: dict[str, Any] | None = None
-
-    def save(self, checkpoint: dict[str, Any], backbone: Any) -> None:
-        checkpoint[ARCHITECTURE_KEY] = getattr(backbone, "settings", None)
-        if self.optimizer_settings is not None:
-            checkpoint[OPTIMIZER_KEY] = self.optimizer_settings
-
-    def load(self, checkpoint: dict[str, Any], backbone: Any, trainer: L.Trainer | None) -> None:
-        path = trainer.ckpt_path if trainer is not None else None
-        check_architecture(
-            checkpoint.get(ARCHITECTURE_KEY), getattr(backbone, "settings", None), path
-        )
-        if trainer is not None and trainer.state.fn == "fit":
-            self._checkpoint = checkpoint
-
-    def fit_start(self, trainer: L.Trainer, reset_optimizer: bool) -> None:
-        self.optimizer_settings = optimizer_settings(trainer)
-        checkpoint, self._checkpoint = self._checkpoint, None
-        if checkpoint is not None and check_optimizer(
-            checkpoint.get(OPTIMIZER_KEY), self.optimizer_settings, reset_optimizer
-        ):
-            use_fresh_optimizers(trainer, checkpoint)

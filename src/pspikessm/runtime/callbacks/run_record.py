@@ -10,7 +10,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.cli import SaveConfigCallback
 
-from pspikessm.checkpoint_io import atomic_write_text
+from pspikessm.runtime.checkpoint_io import atomic_write_text
+from pspikessm.runtime.run_folder import release_run_folders
 
 
 def record_path(run_dir: Path) -> Path:
@@ -90,6 +91,7 @@ class RunConfigRecord(SaveConfigCallback):
             return
         for path in _files(log_dir) - self._existing:  # the logger's event file, hparams.yaml
             path.unlink(missing_ok=True)
+        release_run_folders()  # the folder lock; a folder this attempt created, if empty
         with contextlib.suppress(OSError):
             log_dir.rmdir()  # a folder this attempt created (only when empty)
 

@@ -1,0 +1,92 @@
+"""Stop training at the first non-finite loss or weight, before it reaches a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+LOSS_STOP = "training stopped before this step changed the weights"
+WEIGHTS_STOP = "training stopped before this state was validated or saved"
+SAVE_STOP = "that checkpoint was not written"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss or weight."""
+
+
+def nonfinite_tensors(tensors: dict[str, Any], nan_only: frozenset[str] = frozenset()) -> list[str]:
+    """The names of the floating-point tensors in ``tensors`` holding a NaN or an infinity
+    (only a NaN for the names in ``nan_only``: a running maximum starts at -inf)."""
+    return [
+        name
+        for name, tensor in tensors.items()
+        if isinstance(tensor, torch.Tensor)
+        and tensor.is_floating_point()
+        and not bool((~torch.isnan(tensor) if name in nan_only else torch.isfinite(tensor)).all())
+    ]
+
+
+class NonFiniteLossStop(Callback):
+    """Raise :class:`NonFiniteLossError` at a NaN or infinite training loss or weight.
+
+    - The loss is checked before the backward pass: the optimiser never applies that step.
+    - The weights are checked after every training batch (after its optimiser step): a step
+      with a finite loss can still make them non-finite (a huge learning rate, no clipping).
+      Training stops there, before any validation or checkpoint of that state.
+    - Every checkpoint's ``state_dict`` is checked before it is written (its parameters for
+      NaN and infinities, its other states, such as a running maximum that starts at -inf,
+      for NaN): a bad one is never written, so it never replaces a good ``last.ckpt``.
+
+    So every checkpoint on disk holds finite weights. Under DDP the processes agree first
+    (one scalar all-reduce per check), so all of them stop at the same step. The message names
+    the global step, epoch and batch, the checkpoint to resume from (the newest this run
+    wrote, or the one it resumed from) and what to change (lower the learning rate, set
+    ``trainer.gradient_clip_val``, or use ``32-true``).
+    """
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self._agreed(trainer, bad):
+            self._stop(trainer, f"non-finite training loss ({loss.item()})", LOSS_STOP)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        bad = nonfinite_tensors(dict(pl_module.named_parameters()))
+        if self._agreed(trainer, bool(bad)):
+            what = f"non-finite weights after the optimiser step ({len(bad)} tensors, e.g. "
+            self._stop(trainer, what + (f"{bad[:3]})" if bad else "in another process)"))
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        state = checkpoint.get("state_dict", {})
+        parameters = {name for name, _ in pl_module.named_parameters()}
+        bad = nonfinite_tensors(state, nan_only=frozenset(state.keys() - parameters))
+        if bad:  # each process saves its own state; rank zero writes it
+            self._stop(trainer, f"non-finite weights in a checkpoint ({bad[:3]})", SAVE_STOP)
+
+    @staticmethod
+    def _agreed(trainer: L.Trainer, bad: bool) -> bool:
+        if trainer.world_size > 1:
+            return trainer.strategy.reduce_boolean_decision(bad, all=False)
+        return bad
+
+    @staticmethod
+    def good_checkpoint(trainer: L.Trainer) -> str:
+        """The newest checkpoint of this run: this attempt's last save, or the one it resumed."""
+        written = getattr(trainer.checkpoint_callback, "last_model_path", "")
+        return written or trainer.ckpt_path or "none yet"
+
+    def _stop(self, trainer: L.Trainer, what: str, stopped: str = WEIGHTS_STOP) -> None:
+        # fit_loop.epoch_loop.batch_idx: Lightning internals, checked with Lightning 2.6.6.
+        batch = trainer.fit_loop.epoch_loop.batch_idx
+        raise NonFiniteLossError(
+            f"{what} at global step {trainer.global_step} (epoch {trainer.current_epoch}, "
+            f"batch {batch}); {stopped}. Last good checkpoint: "
+            f"{self.good_checkpoint(trainer)}. Resume with --ckpt_path last after lowering "
+            "model.lr, setting trainer.gradient_clip_val, or using trainer.precision=32-true."
+        )
