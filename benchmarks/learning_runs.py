@@ -66,7 +66,7 @@ def parse_variant(text: str) -> Variant:
     if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not rest:
         raise ValueError(
             f"--variant {text!r}: expected NAME=ITEM[,ITEM...] (an ITEM is an overlay .yaml or "
-            "key=value), e.g. warm=model.spike_warmup_steps=300"
+            "key=value), e.g. lr4=model.lr=0.004"
         )
     items, depth, current = [], 0, ""
     for char in rest:

@@ -16,7 +16,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
 from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
-from pspikessm.spike_training import check_options, sampled_loss, set_sampling, warmup_sampling
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -62,11 +61,6 @@ class SequenceClassifier(L.LightningModule):
         reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
             a fresh optimiser and schedule at its step (off: an error naming the settings;
             equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
-        spike_warmup_steps, train_samples, antithetic: how training draws spikes
-            (:mod:`pspikessm.spike_training`; the defaults are the paper's): spikes blended
-            with their probabilities, ``p + α (s - p)``, α rising from 0 to 1 over
-            ``spike_warmup_steps`` (evaluation always samples); the loss averaged over
-            ``train_samples`` spike samples, drawn in pairs ``u``, ``1 - u`` if ``antithetic``.
 
     Spike randomness: every process starts from the same seed (identical initialisation);
     when training starts, processes other than rank 0 move to spike streams of their own.
@@ -96,9 +90,6 @@ class SequenceClassifier(L.LightningModule):
         eval_seed: int | None = 0,
         compile: bool = False,
         reset_optimizer: bool = False,
-        spike_warmup_steps: int = 0,
-        train_samples: int = 1,
-        antithetic: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
@@ -107,7 +98,6 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
-        check_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
         with warnings.catch_warnings():
@@ -138,9 +128,7 @@ class SequenceClassifier(L.LightningModule):
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation;
-        evaluation draws spikes whatever the warm-up (``spike_warmup_steps``) has reached."""
-        set_sampling(self.backbone, 1.0)
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
         for module in self.backbone.modules():
             if hasattr(module, "sample_in_eval"):
                 module.sample_in_eval = self.hparams.eval_mode != "expected"
@@ -219,16 +207,12 @@ class SequenceClassifier(L.LightningModule):
             self._resumed_rng_state = None
         offset_for_rank(self.global_rank)
 
-    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        if self.hparams.spike_warmup_steps > 0:  # else: untouched, spikes throughout
-            alpha = warmup_sampling(self.global_step, self.hparams.spike_warmup_steps)
-            set_sampling(self.backbone, alpha)
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        loss, logits = sampled_loss(self.backbone, batch, hp.train_samples, hp.antithetic)
-        self.train_acc(logits, batch[2])
-        self.train_loss(loss.detach(), weight=batch[2].numel())
+        inputs, lengths, targets = batch
+        logits = self.backbone(inputs, lengths)
+        loss = F.cross_entropy(logits, targets)
+        self.train_acc(logits.detach(), targets)
+        self.train_loss(loss.detach(), weight=targets.numel())
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         self._trained_this_epoch = True

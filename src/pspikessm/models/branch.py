@@ -26,7 +26,7 @@ class SpikeBranch(nn.Module):
     Args:
         d_model: width H.
         settings: the block's settings; read: ``neuron``, ``neuron_args``, ``dropout``,
-            ``tie_dropout``, ``output_init``, ``affine_lr``, ``mask_output_padding``, and what
+            ``tie_dropout``, ``mask_output_padding``, and what
             :class:`SSMConvolution` reads.
         output_affine: apply ``a_out ⊙ · + b_out`` before the output neuron.
 
@@ -42,11 +42,7 @@ class SpikeBranch(nn.Module):
         self.ssm = SSMConvolution(d_model, settings)
         self.dropout = make_dropout(settings.dropout, tied=False)
         self.activation_dropout = make_dropout(settings.dropout, tied=settings.tie_dropout)
-        self.output_affine = (
-            ChannelAffine(d_model, *settings.output_init, lr=settings.affine_lr)
-            if output_affine
-            else nn.Identity()
-        )
+        self.output_affine = ChannelAffine(d_model) if output_affine else nn.Identity()
         self.output_spikes = build_neuron(settings.neuron, settings.neuron_args)
         self.mask_outputs = settings.mask_output_padding
 

@@ -23,8 +23,7 @@ class ClampFuse(nn.Module):
     Args:
         d_model: width H.
         settings: the block's settings; read: ``second_branch`` (how many drives), ``norm``,
-            ``prenorm``, ``residual``, ``dropout``, ``tie_dropout``, ``drive_init`` and
-            ``affine_lr``.
+            ``prenorm``, ``residual``, ``dropout``, and ``tie_dropout``.
 
     Parameters: ``affines.{j}`` (one ChannelAffine per branch), ``pre_norm`` or ``post_norm``
     (the other is an identity).
@@ -33,10 +32,7 @@ class ClampFuse(nn.Module):
     def __init__(self, d_model: int, settings: BlockSettings) -> None:
         super().__init__()
         self.residual = settings.residual
-        self.affines = nn.ModuleList(
-            ChannelAffine(d_model, *settings.drive_init, lr=settings.affine_lr)
-            for _ in range(settings.branches)
-        )
+        self.affines = nn.ModuleList(ChannelAffine(d_model) for _ in range(settings.branches))
         norm = make_norm(settings.norm, d_model)
         self.pre_norm = norm if settings.prenorm else nn.Identity()
         self.post_norm = nn.Identity() if settings.prenorm else norm

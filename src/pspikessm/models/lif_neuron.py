@@ -53,7 +53,7 @@ class LIFNeuron(nn.Module):
     """LIF spikes from an input current, one time step after the other.
 
     Args:
-        beta: membrane leak per step (0 < β ≤ 1).
+        beta: membrane decay factor per step (0 < β ≤ 1).
         threshold: firing threshold θ.
         reset: ``subtract`` (θ is removed after a spike) or ``zero``.
         surrogate: ``arctan`` or ``fast_sigmoid``.

@@ -6,7 +6,7 @@ output spikes). Built-in names:
 - ``pspike``: :class:`SpikeSampler`, Bernoulli spikes of ``clamp(x, 0, 1)`` (P-SpikeSSM);
 - ``gelu``: :class:`RealValued`, no spikes (the non-spiking S4D/S4 baseline);
 - ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]``, straight-through (Binary S4D);
-- ``lif``: :class:`LIFNeuron`, leaky integrate-and-fire iterated over time (LIF-SSM).
+- ``lif``: :class:`LIFNeuron`, integrate-and-fire with a decaying membrane, iterated over time (LIF-SSM).
 
 Any other value is an import path (``mypackage.neurons.MyNeuron``). A neuron is an
 ``nn.Module`` built from ``block.neuron_args`` alone, whose ``forward(drive, mask=None,

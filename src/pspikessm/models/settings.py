@@ -18,9 +18,6 @@ TRAINING_ONLY = frozenset(
         "dropout",
         "tie_dropout",
         "share_uniforms",
-        "drive_init",
-        "output_init",
-        "affine_lr",
     }
 )
 
@@ -70,11 +67,6 @@ class BlockSettings:
         dropout: dropout rate at the official three places: on u before the GELU (untied),
             after the GELU and before the residual sum (tied when ``tie_dropout``).
         tie_dropout: one mask per example and neuron, the same at every time step.
-        drive_init: initial ``(a, b)`` of every branch's drive affine ``a ⊙ x + b`` (ClampFuse);
-            (1, 0), the paper's, puts two thirds of an N(0, 1) stream outside the clamp's
-            [0, 1], where spikes are certain and no gradient passes.
-        output_init: initial ``(a, b)`` of the output affine ``a ⊙ GELU(u) + b``.
-        affine_lr: learning rate of those affines' ``a`` and ``b``; None: the global rate.
         mask_output_padding: no output spikes at padded time steps. False: padded steps
             emit output spikes like any other, as the official code computes them (its
             reproduction configs set False): they enter the mixer, the residual stream and the
@@ -102,9 +94,6 @@ class BlockSettings:
     residual: bool = True
     dropout: float = 0.0
     tie_dropout: bool = True
-    drive_init: tuple[float, float] = (1.0, 0.0)
-    output_init: tuple[float, float] = (1.0, 0.0)
-    affine_lr: float | None = None
     mask_output_padding: bool = True
 
     @property
