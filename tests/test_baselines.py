@@ -12,10 +12,10 @@ from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data.listops import ListOpsDataModule
 from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers
-from pspikessm.models.binary_neuron import HeavisideSpike
-from pspikessm.models.lif_neuron import LIFNeuron
-from pspikessm.models.real_valued import RealValued
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.neurons.binary import HeavisideSpike
+from pspikessm.models.neurons.lif import LIFNeuron
+from pspikessm.models.neurons.pspike import SpikeSampler
+from pspikessm.models.neurons.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]

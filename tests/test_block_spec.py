@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from pspikessm.models import BlockSettings, PSpikeSSMBlock
-from pspikessm.models.dropout import make_dropout
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.block import make_dropout
+from pspikessm.models.neurons.pspike import SpikeSampler
 
 
 def spike(drive: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from pspikessm.models import BlockSettings
-from pspikessm.models.dplr_kernel import DPLRSSMKernel
-from pspikessm.models.hippo import legs_nplr, legs_transition
-from pspikessm.models.ssm_conv import SSMConvolution, build_kernel
-from pspikessm.models.ssm_parameters import dt_of
+from pspikessm.models.convolution import SSMConvolution
+from pspikessm.models.kernels import build_kernel
+from pspikessm.models.kernels.dplr import DPLRSSMKernel
+from pspikessm.models.kernels.hippo import legs_nplr, legs_transition
+from pspikessm.models.kernels.parameters import dt_of
 
 
 def dplr(d_model: int, d_state: int, **options) -> DPLRSSMKernel:

@@ -17,7 +17,7 @@ from pspikessm.callbacks.energy_counts import fft_conv_macs
 from pspikessm.callbacks.energy_table import format_table
 from pspikessm.data.collate import pad_collate, pad_pair_collate
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.real_valued import RealValued
+from pspikessm.models.neurons.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
 from tensorboard_events import latest_text, load
 

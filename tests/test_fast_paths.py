@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pspikessm.models import cauchy
-from pspikessm.models.cauchy import cauchy_sums, cauchy_sums_reference
-from pspikessm.models.diagonal_kernel import DiagonalSSMKernel, power_split
-from pspikessm.models.fft_conv import (
+from pspikessm.models.convolution import (
     FFTConvolution,
+    SSMConvolution,
     fast_fft_size,
     fft_conv,
     fft_conv_reference,
     two_sided_kernel,
 )
+from pspikessm.models.kernels import cauchy
+from pspikessm.models.kernels.cauchy import cauchy_sums, cauchy_sums_reference
+from pspikessm.models.kernels.diagonal import DiagonalSSMKernel, power_split
+from pspikessm.models.neurons.pspike import SpikeSampler, sample_spikes_reference
 from pspikessm.models.settings import BlockSettings
-from pspikessm.models.spike_sampler import SpikeSampler, sample_spikes_reference
-from pspikessm.models.ssm_conv import SSMConvolution
 
 
 def diag(d_state: int, **settings) -> BlockSettings:

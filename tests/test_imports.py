@@ -76,7 +76,7 @@ def test_the_check_finds_a_circle(tmp_path, monkeypatch):
 
 
 #: What one reader can hold in one sitting: every file under src/ and every function in it.
-MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 60
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 60
 
 
 @pytest.mark.parametrize("path", sorted(SOURCE.rglob("*.py")), ids=lambda p: module_name(p))

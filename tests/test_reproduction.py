@@ -12,8 +12,8 @@ import yaml
 
 from pspikessm.cli import cli_main
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.registry import resolve_class
-from pspikessm.models.ssm_conv import KERNELS
+from pspikessm.models.kernels import KERNELS
+from pspikessm.models.settings import resolve_class
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reproduction.md"

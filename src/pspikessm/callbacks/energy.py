@@ -19,8 +19,7 @@ from pspikessm.callbacks.energy_counts import (
 )
 from pspikessm.callbacks.energy_table import publish_table
 from pspikessm.models.backbone import PSpikeSSM
-from pspikessm.models.block import PSpikeSSMBlock
-from pspikessm.models.channel_affine import ChannelAffine
+from pspikessm.models.block import ChannelAffine, PSpikeSSMBlock
 from pspikessm.models.neurons import is_spike_source
 
 TOTAL = "total"

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.norms import ChannelLayerNorm
+from pspikessm.models.block import ChannelLayerNorm
 
 PJ_PER_AC = 0.9
 PJ_PER_MAC = 4.6

@@ -27,13 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from pspikessm.models.registry import resolve_class
+from pspikessm.models.settings import resolve_class
 
 NEURONS = {
-    "pspike": "pspikessm.models.spike_sampler.SpikeSampler",
-    "gelu": "pspikessm.models.real_valued.RealValued",
-    "binary": "pspikessm.models.binary_neuron.HeavisideSpike",
-    "lif": "pspikessm.models.lif_neuron.LIFNeuron",
+    "pspike": "pspikessm.models.neurons.pspike.SpikeSampler",
+    "gelu": "pspikessm.models.neurons.real_valued.RealValued",
+    "binary": "pspikessm.models.neurons.binary.HeavisideSpike",
+    "lif": "pspikessm.models.neurons.lif.LIFNeuron",
 }
 
 
