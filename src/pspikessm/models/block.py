@@ -134,7 +134,7 @@ class SpikeBranch(nn.Module):
 
     Args:
         d_model: width H.
-        settings: the block's settings; read: ``neuron``, ``neuron_args``, ``dropout``,
+        settings: the block's settings; read: ``neuron``, ``dropout``,
             ``tie_dropout``, ``mask_output_padding``, and what
             :class:`SSMConvolution` reads.
         output_affine: apply ``a_out ⊙ · + b_out`` before the output neuron.
@@ -147,12 +147,12 @@ class SpikeBranch(nn.Module):
 
     def __init__(self, d_model: int, settings: BlockSettings, output_affine: bool = True) -> None:
         super().__init__()
-        self.input_spikes = build_neuron(settings.neuron, settings.neuron_args)
+        self.input_spikes = build_neuron(settings.neuron)
         self.ssm = SSMConvolution(d_model, settings)
         self.dropout = make_dropout(settings.dropout, tied=False)
         self.activation_dropout = make_dropout(settings.dropout, tied=settings.tie_dropout)
         self.output_affine = ChannelAffine(d_model) if output_affine else nn.Identity()
-        self.output_spikes = build_neuron(settings.neuron, settings.neuron_args)
+        self.output_spikes = build_neuron(settings.neuron)
         self.mask_outputs = settings.mask_output_padding
 
     def forward(

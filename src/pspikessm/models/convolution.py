@@ -18,7 +18,7 @@ class SSMConvolution(nn.Module):
 
     Args:
         d_model: number of neurons H.
-        settings: the block's settings; read: ``kernel`` and ``kernel_args`` (the kernel,
+        settings: the block's settings; read: ``kernel`` (the kernel and its options,
             :func:`build_kernel`), ``two_sided`` (a causal plus an anti-causal kernel per
             neuron), and what the kernel reads.
 

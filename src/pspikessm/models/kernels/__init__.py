@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pspikessm.models.settings import BlockSettings, resolve_class
+from pspikessm.models.settings import BlockSettings, build_choice
 
 #: Built-in SSM kernels by name; ``block.kernel`` may also be any class's import path.
 KERNELS = {
@@ -19,16 +19,9 @@ KERNELS = {
 
 
 def build_kernel(d_model: int, channels: int, settings: BlockSettings) -> nn.Module:
-    """The kernel ``settings.kernel`` built as ``cls(d_model, channels, settings, **kernel_args)``.
+    """The kernel ``settings.kernel`` built as ``cls(d_model, channels, settings, **init_args)``.
 
     A kernel is an ``nn.Module`` whose ``forward(length)`` returns the (channels, H, length)
     convolution kernels; ``recurrence()`` (optional) gives its step-by-step form.
     """
-    cls = resolve_class(settings.kernel, KERNELS, "block.kernel")
-    try:
-        return cls(d_model, channels, settings, **settings.kernel_args)
-    except TypeError as error:  # an option of another kernel family
-        raise ValueError(
-            f"block.kernel_args={settings.kernel_args} do not fit kernel {settings.kernel!r} "
-            f"({cls.__module__}.{cls.__qualname__}): {error}"
-        ) from None
+    return build_choice(settings.kernel, KERNELS, "block.kernel", d_model, channels, settings)

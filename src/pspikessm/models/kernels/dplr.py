@@ -164,7 +164,7 @@ class DPLRSSMKernel(nn.Module):
         elif length > self.l_max:
             raise ValueError(
                 f"a sequence of length {length} is longer than the DPLR kernel's l_max="
-                f"{self.l_max}: set model.backbone.init_args.block.kernel_args.l_max to the "
+                f"{self.l_max}: set model.backbone.init_args.block.kernel.init_args.l_max to the "
                 "data's longest sequence"
             )
         else:
