@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.convolution import SSMConvolution
-from pspikessm.models.neurons import build_neuron, neuron_step
+from pspikessm.models.convolution import SSMConvolution, fft_conv_macs
+from pspikessm.models.neurons import build_neuron, is_spike_source, neuron_step
 from pspikessm.models.settings import BlockSettings
 
 #: Per branch, the uniforms of its (input, output) neurons; None lets a neuron draw its own.
@@ -93,6 +93,34 @@ class PSpikeSSMBlock(nn.Module):
             for branch, drive, pair in zip(self.branches, drives, uniforms, strict=True)
         ]
         return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)))  # (B H L)
+
+    def spike_fan_outs(self) -> list[tuple[nn.Module, int]]:
+        """Every spike-emitting neuron of this block with the fan-out of one of its spikes (the
+        ACs it triggers): 1 for input spikes (the D skip), the mixer's output width for output
+        spikes (0 without a mixer: they enter the residual stream, not counted)."""
+        mixer_out = self.mixer.linear.out_features if hasattr(self.mixer, "linear") else 0
+        pairs = [(b.input_spikes, 1) for b in self.branches]
+        pairs += [(b.output_spikes, mixer_out) for b in self.branches]
+        return [(neuron, fan_out) for neuron, fan_out in pairs if is_spike_source(neuron)]
+
+    def operation_counts(self, lengths: torch.Tensor) -> dict[str, float]:
+        """MACs of this block over sequences of ``lengths`` (B,) valid steps, by the energy
+        estimate's rules (:mod:`pspikessm.callbacks.energy_counts`): ``mac`` in this network
+        (real-valued operations, plus the spike-fed ones where the neuron kind feeds real
+        values) and ``dense_mac`` in the same network without spikes. ACs are the spikes of
+        :meth:`spike_fan_outs` times their fan-outs, counted where the spikes are seen."""
+        width, branches = self.fuse.affines[0].scale.numel(), len(self.branches)
+        steps = float(lengths.sum())
+        affines = sum(isinstance(m, ChannelAffine) for m in self.modules())
+        per_step = affines * width + norm_macs_per_step(self.fuse.norm, width)
+        conv = sum(fft_conv_macs(int(n)) for n in lengths.tolist() if n > 0)
+        real = per_step * steps + branches * width * conv
+        skips = steps * branches * width  # D s_in, fed real values
+        mixer = skips * (self.mixer.linear.out_features if hasattr(self.mixer, "linear") else 0)
+        spiking_in = is_spike_source(self.branches[0].input_spikes)
+        spiking_out = is_spike_source(self.branches[0].output_spikes)
+        fed_real = (0.0 if spiking_in else skips) + (0.0 if spiking_out else mixer)
+        return {"mac": real + fed_real, "dense_mac": real + skips + mixer}
 
     def initial_state(self, batch: int) -> list[dict[str, Any]]:
         """Step mode: the block's state at t = 0. Needs evaluation mode (batch statistics and
@@ -327,3 +355,15 @@ def make_norm(kind: str, d_model: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
+
+def norm_macs_per_step(norm: nn.Module, width: int) -> int:
+    """MACs per time step of a normalisation over ``width`` channels: BatchNorm ``width`` (at
+    inference a per-channel affine), LayerNorm ``3·width`` (mean, variance, scale), none 0."""
+    if isinstance(norm, nn.BatchNorm1d):
+        return width
+    if isinstance(norm, ChannelLayerNorm | nn.LayerNorm):
+        return 3 * width
+    if isinstance(norm, nn.Identity):
+        return 0
+    raise TypeError(f"no energy counting rule for normalisation {type(norm).__name__}")

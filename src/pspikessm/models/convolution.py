@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -248,3 +250,17 @@ def fft_conv_reference(
     n = 2 * x.shape[-1] if fft_size is None else fft_size
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
     return spectral_conv(x, torch.fft.rfft(kernel.to(compute_dtype), n=n), n)
+
+
+def fft_conv_macs(length: int) -> float:
+    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l, the
+    minimum without wrap-around; the code may round n up to a faster size), for the energy
+    estimate.
+
+    A real FFT of size n counts as half a radix-2 complex FFT: ``n·log2(n)`` MACs ((n/2)·log2 n
+    butterflies of one complex multiply, 4 real MACs each, halved); forward FFT of the input
+    and inverse FFT of the product: ``2·n·log2(n)``; the product of ``n/2 + 1`` complex bins:
+    ``4·(n/2 + 1)``.
+    """
+    n = 2 * length
+    return 2.0 * n * math.log2(n) + 4.0 * (n // 2 + 1)
