@@ -8,7 +8,8 @@ from pspikessm.callbacks.last_checkpoint import LastEveryEpochCheckpoint
 from pspikessm.callbacks.nonfinite import NonFiniteLossError, NonFiniteLossStop
 from pspikessm.callbacks.preemption import PreemptionCheckpoint
 from pspikessm.callbacks.run_summary import RunSummary
-from pspikessm.callbacks.spike_sources import SpikeCounts, is_spike_source, spike_sources
+from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources
+from pspikessm.models.neurons import is_spike_source
 
 __all__ = [
     "EnergyEstimate",

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.neurons import is_spike_source
+from pspikessm.models.neurons import spike_samplers
 
 
 def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -33,16 +33,11 @@ def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ``layer{i}/input_b`` and ``layer{i}/output_b`` for its second branch; any other source
     keeps its qualified module name with dots turned into underscores.
     """
-    sources = []
-    for name, module in model.named_modules():
-        if is_spike_source(module):
-            sources.append((source_name(name), module))
-    names = [n for n, _ in sources]
+    found = spike_samplers(model)  # (qualified name, module)
+    names = [source_name(name) for name, _ in found]
     if len(set(names)) != len(names):  # two backbones (e.g. retrieval) share block names
-        sources = [
-            (name.replace(".", "_"), m) for name, m in model.named_modules() if is_spike_source(m)
-        ]
-    return sources
+        names = [name.replace(".", "_") for name, _ in found]
+    return [(name, module) for name, (_, module) in zip(names, found, strict=True)]
 
 
 #: The one naming rule of spike observation: block ``i`` (``...blocks.{i}``) is ``layer{i}``; a
