@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pspikessm.models.backbone import masked_mean, valid_mask
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.neurons.pspike import SpikeSampler
 
 
 def alternating_uniforms(batch: int, neurons: int, length: int) -> torch.Tensor:

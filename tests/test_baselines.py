@@ -12,10 +12,10 @@ from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data.tasks.listops import ListOpsDataModule
 from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers
-from pspikessm.models.binary_neuron import HeavisideSpike
-from pspikessm.models.lif_neuron import LIFNeuron
-from pspikessm.models.real_valued import RealValued
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.neurons.binary import HeavisideSpike
+from pspikessm.models.neurons.lif import LIFNeuron
+from pspikessm.models.neurons.pspike import SpikeSampler
+from pspikessm.models.neurons.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,18 @@ VARIANTS = {
     "fast": {"kernel": "diag", "second_branch": False},
     "s4": {"neuron": "gelu"},
     "s4d": {"neuron": "gelu", "kernel": "diag"},
-    "binary_s4d": {"neuron": "binary", "kernel": "diag"},
-    "lif_ssm": {"neuron": "lif"},
+    "binary_s4d": {"neuron": {"name": "binary", "init_args": {"threshold": 0.5}}, "kernel": "diag"},
+    "lif_ssm": {
+        "neuron": {
+            "name": "lif",
+            "init_args": {
+                "beta": 0.9,
+                "threshold": 1.0,
+                "reset": "subtract",
+                "surrogate": "arctan",
+            },
+        }
+    },
     "no_mixer": {"mixer": "none", "second_branch": False},
     "relu_mixer": {"mixer": "relu"},
 }
@@ -96,28 +106,41 @@ def test_bad_switches_name_the_valid_choices() -> None:
     with pytest.raises(ValueError, match="second_branch needs a mixer"):
         block(mixer="none", second_branch=True)
     with pytest.raises(
-        ValueError, match=r"block.neuron_args=\{'tau': 2.0\} do not fit neuron 'lif'"
+        ValueError, match=r"block.neuron.init_args=\{'tau': 2.0\} do not fit block.neuron='lif'"
     ):
-        block(neuron="lif", neuron_args={"tau": 2.0})
+        block(neuron={"name": "lif", "init_args": {"tau": 2.0}})
     with pytest.raises(
-        ValueError, match=r"block.kernel_args=\{'shared': False\} do not fit kernel 'diag'"
+        ValueError,
+        match=r"block.kernel.init_args=\{'shared': False\} do not fit block.kernel='diag'",
     ):
-        block(kernel="diag", kernel_args={"shared": False})
+        block(kernel={"name": "diag", "init_args": {"shared": False}})
+    with pytest.raises(ValueError, match=r"block.kernel=\{'class': 'diag'\}: expected a name"):
+        block(kernel={"class": "diag"})
     with pytest.raises(ValueError, match="unknown LIF surrogate 'sigmoid'"):
         LIFNeuron(surrogate="sigmoid")
 
 
 #: configs/model/*.yaml → the block settings each one sets.
 OVERLAYS = {
-    "fast": {"kernel": "diag", "kernel_args": {}, "second_branch": False},
-    "diag": {"kernel": "diag", "kernel_args": {}},
-    "dplr": {"kernel": "dplr", "kernel_args": {}},
+    "fast": {"kernel": "diag", "second_branch": False},
+    "diag": {"kernel": "diag"},
+    "dplr": {"kernel": "dplr"},
     "one_branch": {"second_branch": False},
     "independent_uniforms": {"share_uniforms": False},
     "untied_dropout": {"tie_dropout": False},
     "nonspiking": {"neuron": "gelu"},
-    "binary_s4d": {"neuron": "binary", "kernel": "diag"},
-    "lif_ssm": {"neuron": "lif"},
+    "binary_s4d": {"neuron": {"name": "binary", "init_args": {"threshold": 0.5}}, "kernel": "diag"},
+    "lif_ssm": {
+        "neuron": {
+            "name": "lif",
+            "init_args": {
+                "beta": 0.9,
+                "threshold": 1.0,
+                "reset": "subtract",
+                "surrogate": "arctan",
+            },
+        }
+    },
     "no_mixer": {"mixer": "none", "second_branch": False},
     "relu_mixer": {"mixer": "relu"},
 }

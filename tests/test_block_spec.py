@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from pspikessm.models import BlockSettings, PSpikeSSMBlock
-from pspikessm.models.dropout import make_dropout
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.block import make_dropout
+from pspikessm.models.neurons.pspike import SpikeSampler
 
 
 def spike(drive: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -174,3 +174,14 @@ def test_dropout_sits_where_the_official_code_puts_it() -> None:
     ).train()
     mixed = torch.rand(2, 4, 10)
     assert torch.equal(no_residual.fuse(torch.zeros_like(mixed), mixed), mixed)
+
+
+def test_architecture_leaves_out_exactly_the_fields_marked_training_only():
+    settings = BlockSettings()
+    architecture = settings.architecture()
+    assert {"kernel", "neuron", "d_state", "mask_output_padding"} <= set(architecture)
+    assert not {"dropout", "ssm_lr", "dt_min", "share_uniforms"} & set(architecture)
+    retrained = BlockSettings(dropout=0.3, ssm_lr=0.1, dt_min=0.01, share_uniforms=False)
+    assert retrained.architecture() == architecture
+    per_neuron = BlockSettings(kernel={"name": "dplr", "init_args": {"shared": False}})
+    assert per_neuron.architecture()["kernel"] == {"name": "dplr", "init_args": {"shared": False}}

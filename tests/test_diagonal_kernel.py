@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from pspikessm.models import BlockSettings
-from pspikessm.models.diagonal_kernel import DiagonalSSMKernel
-from pspikessm.models.hippo import legs_nplr, legs_transition
-from pspikessm.models.ssm_conv import SSMConvolution, build_kernel
-from pspikessm.models.ssm_parameters import dt_of
+from pspikessm.models.convolution import SSMConvolution
+from pspikessm.models.kernels import build_kernel
+from pspikessm.models.kernels.diagonal import DiagonalSSMKernel
+from pspikessm.models.kernels.hippo import legs_nplr, legs_transition
+from pspikessm.models.kernels.parameters import dt_of
 
 
 def recurrence_output(kernel: DiagonalSSMKernel, x: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from pspikessm.models import BlockSettings
-from pspikessm.models.dplr_kernel import DPLRSSMKernel
-from pspikessm.models.hippo import legs_nplr, legs_transition
-from pspikessm.models.ssm_conv import SSMConvolution, build_kernel
-from pspikessm.models.ssm_parameters import dt_of
+from pspikessm.models.convolution import SSMConvolution
+from pspikessm.models.kernels import build_kernel
+from pspikessm.models.kernels.dplr import DPLRSSMKernel
+from pspikessm.models.kernels.hippo import legs_nplr, legs_transition
+from pspikessm.models.kernels.parameters import dt_of
 
 
 def dplr(d_model: int, d_state: int, **options) -> DPLRSSMKernel:
@@ -73,7 +74,7 @@ def test_c_tilde_parameter_is_s4s() -> None:
             torch.testing.assert_close(tilde(length), plain(length), atol=1e-9, rtol=0)
     assert abs(true_c.real.std().item() - 0.5**0.5) < 0.2  # randn complex: each part N(0, 1/2)
     with pytest.raises(
-        ValueError, match=r"longer than the DPLR kernel's l_max=50.*kernel_args.l_max"
+        ValueError, match=r"longer than the DPLR kernel's l_max=50.*kernel.init_args.l_max"
     ):
         tilde(51)
 
@@ -135,7 +136,9 @@ def test_float32_kernel_is_close_to_float64_at_long_length() -> None:
 
 
 def test_dplr_gradients_reach_every_parameter() -> None:
-    settings = BlockSettings(d_state=8, two_sided=True, kernel_args={"shared": False})
+    settings = BlockSettings(
+        d_state=8, two_sided=True, kernel={"name": "dplr", "init_args": {"shared": False}}
+    )
     conv = SSMConvolution(4, settings)
     conv(torch.rand(2, 4, 16)).square().sum().backward()
     for name, parameter in conv.named_parameters():

@@ -194,3 +194,14 @@ def lengths_of_batch(lengths: list[int], step: int, batch_size: int) -> list[int
     """Lengths of the batch at optimiser ``step`` when every epoch walks ``lengths`` in order."""
     start = step * batch_size % len(lengths)
     return lengths[start : start + batch_size]
+
+
+def test_one_naming_rule_for_blocks_their_sites_and_other_modules():
+    from pspikessm.callbacks.spike_sources import source_name
+
+    assert source_name("backbone.blocks.3") == "layer3"  # the energy table's block rows
+    assert source_name("backbone.blocks.0.branches.0.input_spikes") == "layer0/input"
+    assert source_name("backbone.blocks.1.branches.1.output_spikes") == "layer1/output_b"
+    assert source_name("blocks.2.branches.2.ssm") == "layer2/u_b2"  # the parity probes' u
+    assert source_name("backbone.blocks.0.fuse") == "backbone_blocks_0_fuse"
+    assert source_name("") == "model"

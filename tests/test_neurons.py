@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from pspikessm.models.binary_neuron import HeavisideSpike
 from pspikessm.models.block import PSpikeSSMBlock
-from pspikessm.models.lif_neuron import LIFNeuron
+from pspikessm.models.neurons.binary import HeavisideSpike
+from pspikessm.models.neurons.lif import LIFNeuron
 from pspikessm.models.settings import BlockSettings
 
 

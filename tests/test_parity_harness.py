@@ -18,7 +18,9 @@ from benchmarks.parity.probes import OursProbe
 from benchmarks.parity.sides import ParityData, Schedule, Side, accuracy, ours_cli
 from benchmarks.parity.transfer import weight_map
 from conftest import tiny_model_args
+from pspikessm.callbacks.spike_sources import spike_sources
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
+from pspikessm.models import BlockSettings, PSpikeSSM
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,15 +83,20 @@ def test_parity_data_batches_and_tokens(tmp_path: Path) -> None:
     assert data.checks()["data_specials_same_ids"] is True
 
 
-def test_probe_names_every_spike_site() -> None:
-    names = {
-        "blocks.0.fuse.input_spikes": "layer0/input",
-        "blocks.1.output_spikes_b": "layer1/output_b",
-        "blocks.2.ssm": "layer2/u",
-        "blocks.3.branches.1.input_spikes": "layer3/input_b",
-        "blocks.3.branches.0.output_spikes": "layer3/output",
-    }
-    assert {name: OursProbe._name(name) for name in names} == names
+def test_probe_names_every_spike_site_as_the_monitors_do() -> None:
+    block = BlockSettings(d_state=4, two_sided=True)  # the paper's block: two branches
+    backbone = PSpikeSSM(num_classes=3, vocab_size=12, d_model=8, n_layers=2, block=block)
+    probe = OursProbe(backbone)
+    backbone(torch.randint(0, 12, (2, 10)))
+    sites = ("input", "input_b", "output", "output_b", "u", "u_b")
+    assert set(probe.records) == {f"layer{i}/{site}" for i in (0, 1) for site in sites}
+    assert probe.records["layer1/output_b"].shape == (2, 8, 10)
+    spike_names = {name for name, _ in spike_sources(backbone)}
+    assert spike_names == {name for name in probe.records if "/u" not in name}
+    probe.remove()
+    probe.records.clear()
+    backbone(torch.randint(0, 12, (2, 10)))
+    assert probe.records == {}  # every hook removed
 
 
 def test_accuracy_reports_micro_and_macro(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import torch
 from conftest import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.models import PSpikeSSM
+from pspikessm.models.convolution import SSMConvolution
+from pspikessm.models.neurons.pspike import StochasticSpike
 from pspikessm.models.settings import BlockSettings
-from pspikessm.models.spike_sampler import StochasticSpike
-from pspikessm.models.ssm_conv import SSMConvolution
 
 ROOT = Path(__file__).resolve().parents[1]
 

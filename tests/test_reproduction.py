@@ -12,8 +12,8 @@ import yaml
 
 from pspikessm.cli import cli_main
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.registry import resolve_class
-from pspikessm.models.ssm_conv import KERNELS
+from pspikessm.models.kernels import KERNELS
+from pspikessm.models.settings import resolve_class
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reproduction.md"
@@ -49,17 +49,22 @@ def resolved(config: str, capsys) -> dict:
 
 
 def lookup(config: dict, key: str):
-    """The value of ``key`` in ``config``; a kernel option the config leaves out is the value
+    """The value of ``key`` in ``config`` (of a kernel or neuron: its name); a kernel option the config leaves out is the value
     the kernel class uses: its default."""
     key = re.sub(r"^block\.", "model.backbone.init_args.block.", key)
     *path, last = key.split(".")
+    if path[-2:] == ["kernel", "init_args"]:  # the kernel: a name, or {name, init_args}
+        kernel = config["model"]["backbone"]["init_args"]["block"]["kernel"]
+        name, options = (kernel, {}) if isinstance(kernel, str) else (kernel["name"], kernel)
+        if last in (options.get("init_args") or {}):
+            return options["init_args"][last]
+        cls = resolve_class(name, KERNELS, "block.kernel")
+        return inspect.signature(cls).parameters[last].default
     value = config
     for part in path:
         value = value[part]
-    if path and path[-1] == "kernel_args" and last not in value:
-        block = config["model"]["backbone"]["init_args"]["block"]
-        kernel = resolve_class(block["kernel"], KERNELS, "block.kernel")
-        return inspect.signature(kernel).parameters[last].default
+    if last in ("kernel", "neuron") and isinstance(value[last], dict):  # {name, init_args}
+        return value[last]["name"]
     return value[last]
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
+from pspikessm.models.backbone import RetrievalHead, encode_pair
 
 
 def test_encode_pair_matches_encoding_each_document_alone():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pspikessm.models.spike_sampler import SpikeSampler
+from pspikessm.models.neurons.pspike import SpikeSampler
 
 
 def test_spike_mean_matches_probability() -> None:

@@ -59,7 +59,10 @@ def concatenated(records: dict, index: int) -> dict[str, torch.Tensor]:
 CASES = {
     "paper-block": {},
     "diag-one-branch": {"kernel": "diag", "second_branch": False},
-    "per-neuron-independent-uniforms": {"kernel_args": {"shared": False}, "share_uniforms": False},
+    "per-neuron-independent-uniforms": {
+        "kernel": {"name": "dplr", "init_args": {"shared": False}},
+        "share_uniforms": False,
+    },
     "diag-lif": {"kernel": "diag", "neuron": "lif", "prenorm": True, "norm": "layer"},
     "dplr-binary": {"neuron": "binary", "second_branch": False},
 }

@@ -36,9 +36,10 @@ model:
   backbone:
     init_args:
       block:
-        neuron: user_neurons.ThresholdNeuron
-        neuron_args:
-          threshold: 0.3
+        neuron:
+          name: user_neurons.ThresholdNeuron
+          init_args:
+            threshold: 0.3
 """
 
 
@@ -72,5 +73,9 @@ def test_user_neuron_by_class_path_trains_and_is_monitored(tmp_path, monkeypatch
     checkpoint = fit.trainer.checkpoint_callback.last_model_path
     test = cli_main(["test", *common, f"--ckpt_path={checkpoint}"])
     metrics = test.trainer.callback_metrics
-    assert metrics["energy/layer0/ac"] > 0  # its spikes are counted as accumulates
     assert 0 < metrics["sparsity/test/layer0/input/rate"] < 1
+    for layer in ("layer0", "layer1"):  # its spikes are counted as accumulates, in every block
+        assert metrics[f"energy/{layer}/ac"] > 0, layer
+        assert metrics[f"energy/{layer}/nj"] < metrics[f"energy/{layer}/dense_nj"], layer
+    assert metrics["energy/total/ac"] >= metrics["energy/layer0/ac"] + metrics["energy/layer1/ac"]
+    assert metrics["energy/saving"] > 1

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Issue 16 on a device machine: how fast P-SpikeSSM learns against its non-spiking twin, and
-# which training switches close the gap (benchmarks/parity/learning.py). CPU only, one torch thread
+# Issue 16 on a device machine: how fast P-SpikeSSM learns against its non-spiking twin, at the
+# quickstart's learning rate (0.012) and at 0.004 (benchmarks/parity/learning.py). The training
+# switches this script once compared measured no gain and are gone (docs/ablations.md). CPU only,
+# one torch thread
 # per run, LEARNING_JOBS runs at once (default: the cores this process may use, at most 10).
 # From the repo root, with wheels the machine lacks in .whl/:
 #
 #     OUT=/path/to/output bash benchmarks/gpu/learning.sh
 #     LEARNING_STEPS=20 LEARNING_SEEDS=0 OUT=/tmp/x bash benchmarks/gpu/learning.sh  # logic check
 #
-# Sizing (LEARNING_STEPS=450 for 8 jobs, under 5 minutes in all). Per step of one core (the
-# screening logs: the spiking model 64-65 ms on a busy core; two samples 1.9-2x that, the
-# non-spiking twin 0.75-0.8x): the 10 variants below cost 0.74 s per step of all of them (6 at
-# 65 ms, 2 at 50 ms, 2 two-sample ones at 125 ms), 2.2 S core-seconds for 3 seeds of S steps; the
-# equal-time runs add 0.8 S (the non-spiking ones get 1.3 S steps, the two-sample ones S / 1.9).
-# Each of the 42 runs also costs about 14 s: interpreter and imports, building the model and
-# loading the data, and 2 validations of 2000 expressions (4.5 s each on this project's busy
-# 2-core machine, less on a free core). (3.0 S + 590) / 8 cores = 243 s at S = 450; set-up, data,
-# step timing (10 variants x 17 rounds) and the report add about 45 s.
+# Sizing (LEARNING_STEPS=450 for 8 jobs). Per step of one core (the screening logs: the spiking
+# model 64-65 ms on a busy core, the non-spiking twin 0.75-0.8x): the 4 variants below cost
+# 0.23 s per step of all of them, 0.7 S core-seconds for 3 seeds of S steps; the equal-time runs
+# of the 2 non-spiking ones add 0.3 S (1.3 S steps each). Each of the 18 runs also costs about
+# 14 s: interpreter and imports, building the model and loading the data, and 2 validations of
+# 2000 expressions. (1.0 S + 250) / 8 cores = 90 s at S = 450; set-up, data, step timing and the
+# report add about 30 s.
 # Training stops at LEARNING_TRAIN_S (default 300 s, timing included) whatever is left: every
 # finished run is in $OUT/learning_runs.json as it ends (seed by seed, so a cut loses the last
 # seed's runs), and the table is made from the finished runs.
@@ -51,19 +51,12 @@ if ! python3 -c "import pspikessm.cli" 2>"$OUT/import_error.txt"; then
 fi
 rm -f "$OUT/import_error.txt"
 
-B=model.backbone.init_args.block
 ARGS=(
   --steps "$STEPS" --seeds $SEEDS --jobs "$JOBS" --eval-every "$STEPS"
   --timing-repeats 15 --cache "$OUT/learning_runs.json"
   --data-dir "$OUT/listops" --runs-dir "$(mktemp -d)"
-  --variant nonspiking_lr12=configs/model/nonspiking.yaml,model.lr=0.012
-  --variant lr12=model.lr=0.012
-  --variant "leak=$B.neuron_args={leak: 0.1}"
-  --variant "affine_lr12=$B.affine_lr=0.012"
-  --variant samples2=model.train_samples=2
-  --variant antithetic2=model.train_samples=2,model.antithetic=true
-  --variant preset=configs/model/spike_training.yaml
-  --variant preset_lr12=configs/model/spike_training.yaml,model.lr=0.012
+  --variant nonspiking_lr4=configs/model/nonspiking.yaml,model.lr=0.004
+  --variant lr4=model.lr=0.004
 )
 echo "cores $CORES, jobs $JOBS, steps $STEPS, seeds $SEEDS, training stops after $TRAIN_S s"
 # Training and timing: stopped (the whole process group) after TRAIN_S s.

@@ -1,9 +1,9 @@
 """How fast P-SpikeSSM learns against the same network without spikes, on generated ListOps.
 
-    python benchmarks/learning.py                       # pspike vs nonspiking, seeds 0 1 2
-    python benchmarks/learning.py --jobs 2 --variant warm=model.spike_warmup_steps=300
-    python benchmarks/learning.py --variant fast=configs/model/fast_learning.yaml,model.lr=0.006
-    python benchmarks/learning.py --set data.init_args.batch_size=64 --steps 800
+    python -m benchmarks.parity.learning                       # pspike vs nonspiking, seeds 0 1 2
+    python -m benchmarks.parity.learning --jobs 2 --variant lr4=model.lr=0.004
+    python -m benchmarks.parity.learning --variant fast=configs/model/fast.yaml,model.lr=0.006
+    python -m benchmarks.parity.learning --set data.init_args.batch_size=64 --steps 800
 
 Every run builds its model, data and trainer through the CLI
 (``pspikessm.cli.cli_main(args, run=False)``) from ``configs/quickstart.yaml`` (H=64, 2 layers,

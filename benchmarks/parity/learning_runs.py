@@ -1,4 +1,4 @@
-"""The runs of ``benchmarks/learning.py``: variants, per-step timing, one training run.
+"""The runs of ``python -m benchmarks.parity.learning``: variants, per-step timing, one training run.
 
 Everything is built by the CLI (``cli_main(args, run=False)``) from ``configs/quickstart.yaml``
 and a variant's items, so a variant trains exactly as ``pspikessm fit`` would train it.
@@ -66,7 +66,7 @@ def parse_variant(text: str) -> Variant:
     if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not rest:
         raise ValueError(
             f"--variant {text!r}: expected NAME=ITEM[,ITEM...] (an ITEM is an overlay .yaml or "
-            "key=value), e.g. warm=model.spike_warmup_steps=300"
+            "key=value), e.g. lr4=model.lr=0.004"
         )
     items, depth, current = [], 0, ""
     for char in rest:

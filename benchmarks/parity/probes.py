@@ -14,13 +14,14 @@ fresh uniforms instead of the shared ones (``fresh_uniforms``, an ablation).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import torch
 from torch import nn
 
+from pspikessm.callbacks.spike_sources import ForwardHooks, source_name
 from pspikessm.models.backbone import valid_mask
+from pspikessm.models.convolution import SSMConvolution
 
 AUTHORS_SITES = {True: ("input", "input_b", "output", "output_b"), False: ("input", "output")}
 
@@ -42,33 +43,23 @@ def valid_stats(name: str, value: torch.Tensor, mask: torch.Tensor, spikes: bool
 
 
 class OursProbe:
-    """Forward hooks on this project's spike sources and SSM convolutions."""
+    """Forward hooks on this project's spike sources and SSM convolutions, named and hooked as
+    the firing-rate monitor does (:mod:`pspikessm.callbacks.spike_sources`)."""
 
     def __init__(self, backbone: nn.Module) -> None:
         self.records: dict[str, torch.Tensor] = {}
-        self.handles = []
+        self.hooks = ForwardHooks()
+        self.hooks.on_spikes(backbone, self._save)
         for name, module in backbone.named_modules():
-            # Spike sources by the package's convention (the emits_spikes class attribute).
-            if getattr(module, "emits_spikes", False) or type(module).__name__ == "SSMConvolution":
-                self.handles.append(module.register_forward_hook(self._saver(self._name(name))))
+            if isinstance(module, SSMConvolution):
+                self.hooks.add(module, self._saver(source_name(name)))
 
-    @staticmethod
-    def _name(qualified: str) -> str:
-        """``blocks.0.fuse.input_spikes`` / ``blocks.0.output_spikes_b`` / ``blocks.0.ssm``
-        and, after the block refactor, ``blocks.0.branches.1.output_spikes`` → ``layer0/...``."""
-        match = re.search(r"blocks\.(\d+)\.(.*)$", qualified)
-        layer, rest = (f"layer{match.group(1)}", match.group(2)) if match else ("model", qualified)
-        leaf = rest.rsplit(".", 1)[-1]
-        branch = re.search(r"branches\.(\d+)\.", rest)
-        second = leaf.endswith("_b") or (branch is not None and branch.group(1) != "0")
-        site = {"input_spikes": "input", "output_spikes": "output", "ssm": "u"}.get(
-            leaf.removesuffix("_b"), leaf
-        )
-        return f"{layer}/{site}{'_b' if second else ''}"
+    def _save(self, name: str, value: torch.Tensor, mask: torch.Tensor | None) -> None:
+        self.records[name] = value.detach()  # (B H L)
 
     def _saver(self, name: str):
-        def hook(module, args, output):
-            self.records[name] = output.detach()  # (B H L)
+        def hook(module, args, kwargs, output):
+            self._save(name, output, None)
 
         return hook
 
@@ -80,8 +71,7 @@ class OursProbe:
         return out
 
     def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+        self.hooks.remove()
 
 
 class AuthorsProbe:

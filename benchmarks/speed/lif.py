@@ -29,7 +29,7 @@ import torch
 
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.models.block import PSpikeSSMBlock
-from pspikessm.models.lif_neuron import LIFNeuron
+from pspikessm.models.neurons.lif import LIFNeuron
 from pspikessm.models.settings import BlockSettings
 
 

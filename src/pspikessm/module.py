@@ -15,7 +15,6 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from pspikessm.models.architecture import check_checkpoint_architecture, save_architecture
 from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
-from pspikessm.spike_training import check_options, sampled_loss, set_sampling, warmup_sampling
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -62,11 +61,6 @@ class SequenceClassifier(L.LightningModule):
             a fresh optimiser and schedule at its step (off: an error naming the settings;
             equal settings reset nothing). Read by the CLI's run-safety callbacks
             (:mod:`pspikessm.runtime.resume_checks`).
-        spike_warmup_steps, train_samples, antithetic: how training draws spikes
-            (:mod:`pspikessm.spike_training`; the defaults are the paper's): spikes blended
-            with their probabilities, ``p + α (s - p)``, α rising from 0 to 1 over
-            ``spike_warmup_steps`` (evaluation always samples); the loss averaged over
-            ``train_samples`` spike samples, drawn in pairs ``u``, ``1 - u`` if ``antithetic``.
 
     Spike randomness is torch's global generator; the CLI's run-safety callbacks
     (:mod:`pspikessm.runtime`) carry it through checkpoints and split it per process.
@@ -94,9 +88,6 @@ class SequenceClassifier(L.LightningModule):
         eval_seed: int | None = 0,
         compile: bool = False,
         reset_optimizer: bool = False,
-        spike_warmup_steps: int = 0,
-        train_samples: int = 1,
-        antithetic: bool = False,
     ) -> None:
         super().__init__()
         if eval_mode not in EVAL_MODES:
@@ -110,7 +101,6 @@ class SequenceClassifier(L.LightningModule):
         ):
             if value < least:
                 raise ValueError(f"model.{option}={value}: expected an integer >= {least}")
-        check_options(backbone, train_samples, antithetic)
         # Under LightningCLI the hyperparameters hold the backbone's class_path config, so
         # `load_from_checkpoint` rebuilds it; a backbone built in Python lives in the state dict.
         with warnings.catch_warnings():
@@ -139,9 +129,7 @@ class SequenceClassifier(L.LightningModule):
         return self.backbone(inputs, lengths)
 
     def _apply_eval_mode(self) -> None:
-        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation;
-        evaluation draws spikes whatever the warm-up (``spike_warmup_steps``) has reached."""
-        set_sampling(self.backbone, 1.0)
+        """Tell every neuron that can (``sample_in_eval``) whether to sample in evaluation."""
         for module in self.backbone.modules():
             if hasattr(module, "sample_in_eval"):
                 module.sample_in_eval = self.hparams.eval_mode != "expected"
@@ -214,16 +202,12 @@ class SequenceClassifier(L.LightningModule):
         if self.trainer.global_step == 0:
             self.val_acc_best.reset()
 
-    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        if self.hparams.spike_warmup_steps > 0:  # else: untouched, spikes throughout
-            alpha = warmup_sampling(self.global_step, self.hparams.spike_warmup_steps)
-            set_sampling(self.backbone, alpha)
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        loss, logits = sampled_loss(self.backbone, batch, hp.train_samples, hp.antithetic)
-        self.train_acc(logits, batch[2])
-        self.train_loss(loss.detach(), weight=batch[2].numel())
+        inputs, lengths, targets = batch
+        logits = self.backbone(inputs, lengths)
+        loss = F.cross_entropy(logits, targets)
+        self.train_acc(logits.detach(), targets)
+        self.train_loss(loss.detach(), weight=targets.numel())
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         self._trained_this_epoch = True

@@ -6,7 +6,8 @@ from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.firing_rate import FiringRateMonitor
 from pspikessm.callbacks.job_log import JobLog, TerminalProgressBar
 from pspikessm.callbacks.run_summary import RunSummary
-from pspikessm.callbacks.spike_sources import SpikeCounts, is_spike_source, spike_sources
+from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources
+from pspikessm.models.neurons import is_spike_source
 
 __all__ = [
     "EnergyEstimate",

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from pspikessm.callbacks.energy_counts import (
-    BlockShape,
-    OperationCounts,
-    block_real_macs,
-    norm_macs_per_step,
-    spike_fed_dense_macs,
-)
+from pspikessm.callbacks.energy_counts import OperationCounts
 from pspikessm.callbacks.energy_table import publish_table
+from pspikessm.callbacks.spike_sources import ForwardHooks, source_name
 from pspikessm.models.backbone import PSpikeSSM
-from pspikessm.models.block import PSpikeSSMBlock
-from pspikessm.models.channel_affine import ChannelAffine
-from pspikessm.models.neurons import is_spike_source
+from pspikessm.models.block import PSpikeSSMBlock, norm_macs_per_step
 
 TOTAL = "total"
 
@@ -47,14 +38,14 @@ class EnergyEstimate(L.Callback):
     def __init__(self) -> None:
         self.table: list[dict[str, float]] = []
         self._rows: list[str] = []
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._hooks = ForwardHooks()
         self._counts: OperationCounts | None = None
         self._active = False
 
     # --- hooks ------------------------------------------------------------------------------
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._remove_hooks()
+        self._hooks.remove()
         backbones = [(n, m) for n, m in pl_module.named_modules() if isinstance(m, PSpikeSSM)]
         blocks = [(n, m) for n, m in pl_module.named_modules() if isinstance(m, PSpikeSSMBlock)]
         if not blocks:
@@ -72,32 +63,21 @@ class EnergyEstimate(L.Callback):
 
         for name, backbone in backbones:
             base = f"{name}/" if prefix else ""
-            self._hook(backbone, self._encoder_hook(backbone, row(base + "encoder")))
+            self._hooks.add(backbone, self._encoder_hook(backbone, row(base + "encoder")))
         for name, block in blocks:
             index = row(_block_row(name, prefix or not backbones))
-            self._hook(block, self._block_hook(block, index))
-            for branch in block.branches:
-                fan_outs = ((branch.input_spikes, 1), (branch.output_spikes, _mixer_out(block)))
-                for neuron, fan_out in fan_outs:
-                    if is_spike_source(neuron):
-                        self._hook(neuron, self._spike_hook(index, fan_out))
+            self._hooks.add(block, self._block_hook(block, index))
+            for neuron, fan_out in block.spike_fan_outs():
+                self._hooks.add(neuron, self._spike_hook(index, fan_out))
         for name, backbone in backbones:
             base = f"{name}/" if prefix else ""
-            self._hook(backbone, self._head_hook(backbone, row(base + "head")))
+            self._hooks.add(backbone, self._head_hook(backbone, row(base + "head")))
         self._rows = rows
         self._counts = OperationCounts(len(rows))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._remove_hooks()
+        self._hooks.remove()
         self._counts = None
-
-    def _hook(self, module: nn.Module, hook) -> None:
-        self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
     def _encoder_hook(self, backbone: PSpikeSSM, index: int):
         def hook(module, args, kwargs, output) -> None:
@@ -130,11 +110,6 @@ class EnergyEstimate(L.Callback):
         return hook
 
     def _block_hook(self, block: PSpikeSSMBlock, index: int):
-        shape = block_shape(block)
-        branch = block.branches[0]
-        spiking_in = is_spike_source(branch.input_spikes)
-        spiking_out = is_spike_source(branch.output_spikes)
-
         def hook(module, args, kwargs, output) -> None:
             if not self._active:
                 return
@@ -143,11 +118,7 @@ class EnergyEstimate(L.Callback):
             lengths = (
                 torch.full((x.shape[0],), x.shape[-1]) if mask is None else mask.sum(dim=(1, 2))
             ).cpu()
-            real = block_real_macs(shape, lengths)
-            skips, mixer = spike_fed_dense_macs(shape, lengths)
-            # A non-spiking neuron kind feeds real values: its consumers cost MACs here too.
-            fed_real = (0.0 if spiking_in else skips) + (0.0 if spiking_out else mixer)
-            self._counts.update(index, mac=real + fed_real, dense_mac=real + skips + mixer)
+            self._counts.update(index, **block.operation_counts(lengths))
 
         return hook
 
@@ -209,31 +180,10 @@ class EnergyEstimate(L.Callback):
         publish_table(pl_module.trainer, self.table, split)
 
 
-_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)$")
-
-
 def _block_row(name: str, qualified: bool) -> str:
-    match = _BLOCK.search(name)
-    if match and not qualified:
-        return f"layer{match.group(1)}"
-    return name.replace(".", "_")
-
-
-def _mixer_out(block: PSpikeSSMBlock) -> int:
-    """The fan-out of an output spike: the mixer's output width, 0 without a mixer."""
-    return block.mixer.linear.out_features if hasattr(block.mixer, "linear") else 0
-
-
-def block_shape(block: PSpikeSSMBlock) -> BlockShape:
-    """The counting rules' view of ``block`` (:class:`BlockShape`)."""
-    width = block.fuse.affines[0].scale.numel()
-    return BlockShape(
-        width=width,
-        branches=len(block.branches),
-        affines=sum(isinstance(m, ChannelAffine) for m in block.modules()),
-        norm_per_step=norm_macs_per_step(block.fuse.norm, width),
-        mixer_out=_mixer_out(block),
-    )
+    """The table row of the block at module path ``name``: ``layer{i}`` (the spike sources'
+    naming rule, :func:`source_name`), or the path with dots → ``_`` when ``qualified``."""
+    return name.replace(".", "_") if qualified else source_name(name)
 
 
 def _is_linear(module: nn.Module) -> bool:

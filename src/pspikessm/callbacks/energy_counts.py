@@ -12,7 +12,8 @@ Rules, per P-SpikeSSM part (spiking network / the same network non-spiking):
   (one per block, pre- or post-norm): BatchNorm ``H·l`` (at inference a per-channel affine),
   LayerNorm ``3·H·l`` (mean, variance, scale), none 0; output affine ``a_out ⊙ GELU(u) +
   b_out`` (branch 1 only): ``H·l``; the SSM convolutions in parallel form, counted as the FFT
-  convolution the code runs (:func:`fft_conv_macs`), ``b·H·fft_conv_macs(l)``.
+  convolution the code runs (:func:`pspikessm.models.convolution.fft_conv_macs`),
+  ``b·H·fft_conv_macs(l)``.
 - block, operations fed by binary spikes (ACs when spiking; MACs when non-spiking), per
   branch: the D skip ``D s_in``: 1 AC per input spike (``H·l`` MACs non-spiking); the
   SpikeMixer ``W s_out`` (b·H → H_out): ``H_out`` ACs per output spike (its fan-out)
@@ -23,74 +24,19 @@ Rules, per P-SpikeSSM part (spiking network / the same network non-spiking):
   spike sampling (a comparison), dropout, mean pooling, and the kernel generation and kernel
   FFT (they depend on the weights only and are computed once per length at inference).
 
-Spike counts come from the actual spikes of each run; with samplers in
+Each block counts its own MACs by these rules (:meth:`PSpikeSSMBlock.operation_counts`) and
+names its spiking neurons with their fan-outs (:meth:`PSpikeSSMBlock.spike_fan_outs`). Spike
+counts come from the actual spikes of each run; with samplers in
 ``eval_mode="expected"`` they are firing probabilities, so ACs are expected counts.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
-from torch import nn
 from torchmetrics import Metric
-
-from pspikessm.models.norms import ChannelLayerNorm
 
 PJ_PER_AC = 0.9
 PJ_PER_MAC = 4.6
-
-
-def fft_conv_macs(length: int) -> float:
-    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l, the
-    minimum without wrap-around; the code may round n up to a faster size).
-
-    A real FFT of size n counts as half a radix-2 complex FFT: ``n·log2(n)`` MACs ((n/2)·log2 n
-    butterflies of one complex multiply, 4 real MACs each, halved); forward FFT of the input
-    and inverse FFT of the product: ``2·n·log2(n)``; the product of ``n/2 + 1`` complex bins:
-    ``4·(n/2 + 1)``.
-    """
-    n = 2 * length
-    return 2.0 * n * math.log2(n) + 4.0 * (n // 2 + 1)
-
-
-def norm_macs_per_step(norm: nn.Module, width: int) -> int:
-    """MACs per time step of a normalisation over ``width`` channels (see the module rules)."""
-    if isinstance(norm, nn.BatchNorm1d):
-        return width
-    if isinstance(norm, ChannelLayerNorm | nn.LayerNorm):
-        return 3 * width
-    if isinstance(norm, nn.Identity):
-        return 0
-    raise TypeError(f"no energy counting rule for normalisation {type(norm).__name__}")
-
-
-@dataclass(frozen=True)
-class BlockShape:
-    """What the counting rules need to know of a block: its width ``H``, number of branches,
-    number of per-neuron affines (entries and output affines), normalisation MACs per step,
-    and the mixer's output width ``H_out`` (0 without a mixer)."""
-
-    width: int
-    branches: int
-    affines: int
-    norm_per_step: int
-    mixer_out: int
-
-
-def block_real_macs(shape: BlockShape, lengths: torch.Tensor) -> float:
-    """MACs of one block's real-valued operations over sequences of ``lengths`` (B,)."""
-    steps = float(lengths.sum())
-    conv = sum(fft_conv_macs(int(n)) for n in lengths.tolist() if n > 0)
-    per_step = shape.affines * shape.width + shape.norm_per_step
-    return per_step * steps + shape.branches * shape.width * conv
-
-
-def spike_fed_dense_macs(shape: BlockShape, lengths: torch.Tensor) -> tuple[float, float]:
-    """MACs of the spike-fed operations if they were fed real values: (D skips, mixer)."""
-    steps = float(lengths.sum()) * shape.branches * shape.width
-    return steps, steps * shape.mixer_out
 
 
 class OperationCounts(Metric):

@@ -11,7 +11,7 @@ from torch import nn
 
 from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
-from pspikessm.callbacks.spike_sources import SpikeCounts, spike_sources, spikes_and_mask
+from pspikessm.callbacks.spike_sources import ForwardHooks, SpikeCounts
 from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 
@@ -68,7 +68,7 @@ class FiringRateMonitor(L.Callback):
         self.histograms = histograms
         self.images = images
         self.example = ExamplePictures(example_index)
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._hooks = ForwardHooks()
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
         self._trainer: L.Trainer | None = None
@@ -85,17 +85,15 @@ class FiringRateMonitor(L.Callback):
                 "FiringRateMonitor needs a logger (trainer.logger: e.g. "
                 "lightning.pytorch.loggers.TensorBoardLogger); the trainer has none"
             )
-        self._remove_hooks()
+        self._hooks.remove()
         self._trainer = trainer
-        self._sources = spike_sources(pl_module)
+        self._sources = self._hooks.on_spikes(pl_module, self._observe)
         if not self._sources:
             rank_zero_warn(
                 f"FiringRateMonitor: {type(pl_module).__name__} has no spiking layers "
                 "(no SpikeSampler or module with emits_spikes=True); nothing will be logged"
             )
             return
-        for name, module in self._sources:
-            self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
         self._write_layout(trainer, STAGES_OF.get(stage, ()))
 
     @rank_zero_only
@@ -112,15 +110,10 @@ class FiringRateMonitor(L.Callback):
         self._layout_written = (writer, written)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._remove_hooks()
+        self._hooks.remove()
         self._counts.clear()
         self.example.clear()
         self._trainer = None
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
     def _stage(self) -> str | None:
         trainer = self._trainer
@@ -134,20 +127,17 @@ class FiringRateMonitor(L.Callback):
             return "test"
         return None  # prediction
 
-    def _hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> None:
-            stage = self._stage()
-            if stage is None:
-                return
-            spikes, mask = spikes_and_mask(args, kwargs, output)
-            counts = self._counts[stage].get(name)
-            if counts is None:
-                counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
-            counts.update(spikes, mask)
-            if stage == "val" and self._capture_example:
-                self.example.capture(name, spikes, mask)
-
-        return hook
+    def _observe(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """One spike tensor (B, H, L) of source ``name`` with its mask (B, 1, L) or None."""
+        stage = self._stage()
+        if stage is None:
+            return
+        counts = self._counts[stage].get(name)
+        if counts is None:
+            counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
+        counts.update(spikes, mask)
+        if stage == "val" and self._capture_example:
+            self.example.capture(name, spikes, mask)
 
     # --- when to log ------------------------------------------------------------------------
 

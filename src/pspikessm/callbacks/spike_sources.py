@@ -16,12 +16,13 @@ A non-spiking baseline simply has no spike sources.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.neurons import is_spike_source
+from pspikessm.models.neurons import spike_samplers
 
 
 def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -32,29 +33,63 @@ def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ``layer{i}/input_b`` and ``layer{i}/output_b`` for its second branch; any other source
     keeps its qualified module name with dots turned into underscores.
     """
-    sources = []
-    for name, module in model.named_modules():
-        if is_spike_source(module):
-            sources.append((source_name(name), module))
-    names = [n for n, _ in sources]
+    found = spike_samplers(model)  # (qualified name, module)
+    names = [source_name(name) for name, _ in found]
     if len(set(names)) != len(names):  # two backbones (e.g. retrieval) share block names
-        sources = [
-            (name.replace(".", "_"), m) for name, m in model.named_modules() if is_spike_source(m)
-        ]
-    return sources
+        names = [name.replace(".", "_") for name, _ in found]
+    return [(name, module) for name, (_, module) in zip(names, found, strict=True)]
 
 
-_BLOCK_SOURCE = re.compile(r"(?:^|\.)blocks\.(\d+)\.branches\.(\d+)\.(input|output)_spikes$")
+#: The one naming rule of spike observation: block ``i`` (``...blocks.{i}``) is ``layer{i}``; a
+#: site inside it (``branches.{j}.input_spikes``, ``.output_spikes``, ``.ssm``: the SSM output)
+#: is ``layer{i}/input``, ``/output``, ``/u``, with ``_b`` for branch 1 (``_b{j}`` beyond).
+_LAYER_SITE = re.compile(
+    r"(?:^|\.)blocks\.(\d+)(?:\.branches\.(\d+)\.(input_spikes|output_spikes|ssm))?$"
+)
+_SITES = {"input_spikes": "input", "output_spikes": "output", "ssm": "u"}
 
 
 def source_name(qualified_name: str) -> str:
-    """``backbone.blocks.0.branches.1.input_spikes`` → ``layer0/input_b``; otherwise dots → ``_``."""
-    match = _BLOCK_SOURCE.search(qualified_name)
-    if match:
-        layer, branch, kind = match.groups()
-        suffix = "" if branch == "0" else "_b" if branch == "1" else f"_b{branch}"
-        return f"layer{layer}/{kind}{suffix}"
-    return qualified_name.replace(".", "_") or "model"
+    """``backbone.blocks.0.branches.1.input_spikes`` → ``layer0/input_b``, ``blocks.2`` →
+    ``layer2``, ``blocks.0.branches.0.ssm`` → ``layer0/u``; otherwise dots → ``_``."""
+    match = _LAYER_SITE.search(qualified_name)
+    if match is None:
+        return qualified_name.replace(".", "_") or "model"
+    layer, branch, site = match.groups()
+    if site is None:
+        return f"layer{layer}"
+    suffix = "" if branch == "0" else "_b" if branch == "1" else f"_b{branch}"
+    return f"layer{layer}/{_SITES[site]}{suffix}"
+
+
+class ForwardHooks:
+    """The one hook manager of the monitors and probes: forward hooks (with keyword arguments)
+    added one by one or on every spike source, and removed together."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+
+    def add(self, module: nn.Module, hook: Callable) -> None:
+        """``hook(module, args, kwargs, output)`` after every call of ``module``."""
+        self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
+
+    def on_spikes(self, model: nn.Module, observe: Callable) -> list[tuple[str, nn.Module]]:
+        """Call ``observe(name, spikes, mask)`` with every spike tensor of ``model``'s spike
+        sources (names and shapes: :func:`spike_sources`, :func:`spikes_and_mask`); returns
+        the sources."""
+        sources = spike_sources(model)
+        for name, module in sources:
+
+            def hook(module, args, kwargs, output, name=name) -> None:
+                observe(name, *spikes_and_mask(args, kwargs, output))
+
+            self.add(module, hook)
+        return sources
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
 
 def layer_of(source: str) -> str:

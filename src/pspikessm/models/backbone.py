@@ -1,16 +1,15 @@
-"""The P-SpikeSSM sequence classifier: encoder, K blocks, masked mean pooling, decoder."""
+"""The P-SpikeSSM backbone (encoder → blocks → pooling → decoder) and the LRA Retrieval head."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.block import PSpikeSSMBlock, Uniforms
-from pspikessm.models.norms import make_norm
-from pspikessm.models.retrieval_head import RetrievalHead, encode_pair
+from pspikessm.models.block import PSpikeSSMBlock, Uniforms, make_norm
 from pspikessm.models.settings import BlockSettings
 from pspikessm.optim import exempt_norms_and_biases
 
@@ -53,7 +52,7 @@ class PSpikeSSM(nn.Module):
     time step at a time (causal kernels, evaluation mode).
 
     Optimiser settings, as the official ones: the SSM parameters carry their own
-    (:mod:`pspikessm.models.ssm_parameters`); every normalisation parameter and bias of the
+    (:mod:`pspikessm.models.kernels.parameters`); every normalisation parameter and bias of the
     blocks and the final norm takes no weight decay.
     """
 
@@ -184,3 +183,51 @@ def _uniforms_at(uniforms: Sequence[Uniforms], t: int) -> list[Uniforms]:
         [tuple(None if u is None else u[..., t : t + 1] for u in pair) for pair in block]
         for block in uniforms
     ]
+
+
+# Two-document classification (LRA Retrieval): one shared encoder, an MLP on [u, v, u·v, u−v].
+
+
+def encode_pair(
+    features: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    inputs: torch.Tensor,
+    lengths: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode both documents of each pair with the same ``features`` function in one pass.
+
+    Inputs: ``inputs`` (B, 2, L, ...) with ``inputs[:, 0]`` the first documents; ``lengths``
+    (B, 2) or None. The two halves are stacked along the batch, first documents then second
+    (2B, L, ...), so a batch norm sees both. Outputs: ``u``, ``v`` (B, H) each.
+    """
+    if inputs.dim() < 3 or inputs.shape[1] != 2:
+        raise ValueError(
+            f"a two-document model takes inputs (B, 2, L, ...), got {tuple(inputs.shape)}; "
+            "set model.backbone.init_args.dual_input=false for single-sequence data"
+        )
+    batch = inputs.shape[0]
+    stacked = inputs.transpose(0, 1).reshape(2 * batch, *inputs.shape[2:])  # (2B L ...)
+    stacked_lengths = None if lengths is None else lengths.transpose(0, 1).reshape(2 * batch)
+    u, v = features(stacked, stacked_lengths).split(batch)  # (B H) each
+    return u, v
+
+
+class RetrievalHead(nn.Module):
+    """MLP with GELU on the matching features ``[u, v, u·v, u−v]`` of two encodings.
+
+    Args:
+        d_model: width H of each encoding.
+        num_classes: output classes.
+        d_hidden: hidden width of the MLP (default H).
+
+    Inputs: ``u``, ``v`` (B, H). Outputs: logits (B, num_classes).
+    """
+
+    def __init__(self, d_model: int, num_classes: int, d_hidden: int | None = None) -> None:
+        super().__init__()
+        d_hidden = d_hidden or d_model
+        self.hidden = nn.Linear(4 * d_model, d_hidden)
+        self.output = nn.Linear(d_hidden, num_classes)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        matching = torch.cat([u, v, u * v, u - v], dim=-1)  # (B 4H)
+        return self.output(F.gelu(self.hidden(matching)))

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import importlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-#: Fields that only shape training (initial values, learning rates, dropout, random draws): a
-#: checkpoint loads into a model whose settings differ in these. Every other field decides the
-#: architecture and must match (``SequenceClassifier.on_load_checkpoint``).
-TRAINING_ONLY = frozenset(
-    {
-        "dt_min",
-        "dt_max",
-        "ssm_lr",
-        "dt_lr",
-        "c_lr",
-        "dropout",
-        "tie_dropout",
-        "share_uniforms",
-        "drive_init",
-        "output_init",
-        "affine_lr",
-    }
-)
+#: A neuron or kernel: a built-in name or an import path (``pspike``, ``mypackage.MyNeuron``),
+#: or ``{name: <name or path>, init_args: {...}}`` with the class's arguments. One value holds
+#: the class and its arguments, so a config that changes the class replaces both. (Not
+#: ``class_path``: jsonargparse 4.53 would try to import a ``class_path`` nested in a dataclass.)
+ClassChoice = str | dict[str, str | dict[str, Any]]
+
+
+def training_only(default: Any) -> Any:
+    """A field that only shapes training (initial values, learning rates, dropout, random
+    draws): a checkpoint loads into a model whose settings differ in it. Every other field
+    decides the architecture and must match (:meth:`BlockSettings.architecture`)."""
+    return field(default=default, metadata={"training_only": True})
 
 
 @dataclass
@@ -37,11 +33,11 @@ class BlockSettings:
 
     Attributes:
         d_state: state size N of every SSM neuron.
-        kernel: SSM kernel: ``dplr`` (S4: HiPPO-LegS, bilinear, Cauchy), ``diag`` (S4D:
-            Vandermonde, zero-order hold), or the import path of a kernel class of your own
-            (``mypackage.kernels.MyKernel``; docs/forking.md).
-        kernel_args: options of that kernel class (``dplr``: ``shared``, ``dt_transform``,
-            ``b_clip``; ``diag``: ``dt_transform``).
+        kernel: SSM kernel (:data:`ClassChoice`): ``dplr`` (S4: HiPPO-LegS, bilinear, Cauchy),
+            ``diag`` (S4D: Vandermonde, zero-order hold), or the import path of a kernel class
+            of your own (``mypackage.kernels.MyKernel``; docs/forking.md); with options as
+            ``{name: dplr, init_args: {shared: false, l_max: 2048}}`` (``dplr``:
+            ``shared``, ``l_max``, ``dt_transform``, ``b_clip``; ``diag``: ``dt_transform``).
         init: SSM initialisation: ``legs`` (both kernels) or ``lin`` (``diag`` only).
         dt_min: smallest initial step dt (drawn log-uniformly in [dt_min, dt_max]).
         dt_max: largest initial step dt.
@@ -53,8 +49,8 @@ class BlockSettings:
             Image and Pathfinder experiments give dt and C the SSM rate (a scalar layer ``lr``).
         neuron: what draws the spikes at every site: ``pspike`` (Bernoulli spikes, the model),
             ``gelu`` (no spikes: S4/S4D), ``binary`` (Binary S4D), ``lif`` (LIF-SSM), or the
-            import path of a neuron class of your own.
-        neuron_args: init arguments of the neuron class (e.g. LIF ``beta``, ``threshold``).
+            import path of a neuron class of your own (:data:`ClassChoice`); with init
+            arguments as ``{name: lif, init_args: {beta: 0.9}}``.
         second_branch: the official second SSM branch (their ``bidirectional: true``; it does
             not reverse time): own input spikes from ``a2 ⊙ x + b2`` (no norm), GELU without
             output affine; both branches' spikes are mixed 2H → H.
@@ -70,11 +66,6 @@ class BlockSettings:
         dropout: dropout rate at the official three places: on u before the GELU (untied),
             after the GELU and before the residual sum (tied when ``tie_dropout``).
         tie_dropout: one mask per example and neuron, the same at every time step.
-        drive_init: initial ``(a, b)`` of every branch's drive affine ``a ⊙ x + b`` (ClampFuse);
-            (1, 0), the paper's, puts two thirds of an N(0, 1) stream outside the clamp's
-            [0, 1], where spikes are certain and no gradient passes.
-        output_init: initial ``(a, b)`` of the output affine ``a ⊙ GELU(u) + b``.
-        affine_lr: learning rate of those affines' ``a`` and ``b``; None: the global rate.
         mask_output_padding: no output spikes at padded time steps. False: padded steps
             emit output spikes like any other, as the official code computes them (its
             reproduction configs set False): they enter the mixer, the residual stream and the
@@ -83,28 +74,23 @@ class BlockSettings:
     """
 
     d_state: int = 64
-    kernel: str = "dplr"
-    kernel_args: dict[str, Any] = field(default_factory=dict)
+    kernel: ClassChoice = "dplr"
     init: str = "legs"
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
+    dt_min: float = training_only(1e-3)
+    dt_max: float = training_only(1e-1)
     two_sided: bool = False
-    ssm_lr: float = 1e-3
-    dt_lr: float | None = None
-    c_lr: float | None = None
-    neuron: str = "pspike"
-    neuron_args: dict[str, Any] = field(default_factory=dict)
+    ssm_lr: float = training_only(1e-3)
+    dt_lr: float | None = training_only(None)
+    c_lr: float | None = training_only(None)
+    neuron: ClassChoice = "pspike"
     second_branch: bool = True
-    share_uniforms: bool = True
+    share_uniforms: bool = training_only(True)
     mixer: str = "gelu"
     norm: str = "batch"
     prenorm: bool = False
     residual: bool = True
-    dropout: float = 0.0
-    tie_dropout: bool = True
-    drive_init: tuple[float, float] = (1.0, 0.0)
-    output_init: tuple[float, float] = (1.0, 0.0)
-    affine_lr: float | None = None
+    dropout: float = training_only(0.0)
+    tie_dropout: bool = training_only(True)
     mask_output_padding: bool = True
 
     def __post_init__(self) -> None:
@@ -120,5 +106,55 @@ class BlockSettings:
         return 2 if self.second_branch else 1
 
     def architecture(self) -> dict[str, Any]:
-        """The fields that decide the architecture (all but :data:`TRAINING_ONLY`)."""
-        return {k: v for k, v in asdict(self).items() if k not in TRAINING_ONLY}
+        """The fields that decide the architecture (all but those marked :func:`training_only`)."""
+        values = asdict(self)
+        return {f.name: values[f.name] for f in fields(self) if not f.metadata.get("training_only")}
+
+
+# Choosing a class by a built-in name or by its import path, as configs do for neurons and kernels.
+
+
+def build_choice(choice: ClassChoice, builtins: Mapping[str, str], option: str, *args: Any) -> Any:
+    """The class ``choice`` names (:data:`ClassChoice`) built as ``cls(*args, **init_args)``.
+
+    ``option`` (e.g. ``block.neuron``) names the setting in errors.
+    """
+    if isinstance(choice, str):
+        name, init_args = choice, {}
+    elif isinstance(choice, Mapping) and "name" in choice and set(choice) <= {"name", "init_args"}:
+        name, init_args = choice["name"], dict(choice.get("init_args") or {})
+    else:
+        raise ValueError(
+            f"{option}={choice!r}: expected a name, an import path, or "
+            "{name: <name or path>, init_args: {...}}"
+        )
+    cls = resolve_class(name, builtins, option)
+    try:
+        return cls(*args, **init_args)
+    except TypeError as error:  # an argument of another class
+        raise ValueError(
+            f"{option}.init_args={init_args} do not fit {option}={name!r} "
+            f"({cls.__module__}.{cls.__qualname__}): {error}"
+        ) from None
+
+
+def resolve_class(value: str, builtins: Mapping[str, str], option: str) -> type:
+    """The class named by ``value``: a key of ``builtins`` or an import path ``pkg.mod.Class``.
+
+    ``builtins`` maps each built-in name to its import path, so built-in and user classes are
+    resolved the same way. ``option`` (e.g. ``block.neuron``) names the setting in errors.
+    """
+    path = builtins.get(value, value)
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name:
+        raise ValueError(
+            f"{option}={value!r}: expected one of {sorted(builtins)} or the import path of a "
+            "class (e.g. mypackage.module.MyClass)"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{option}={value!r}: cannot import {path}: {error}") from None
+    if not isinstance(cls, type):
+        raise ValueError(f"{option}={value!r}: {path} is not a class")
+    return cls

@@ -34,10 +34,10 @@ import math
 import torch
 from torch import nn
 
-from pspikessm.models.cauchy import cauchy_sums
-from pspikessm.models.hippo import legs_nplr
+from pspikessm.models.kernels.cauchy import cauchy_sums
+from pspikessm.models.kernels.hippo import legs_nplr
+from pspikessm.models.kernels.parameters import dt_of, init_inv_dt, tag_kernel_parameters
 from pspikessm.models.settings import BlockSettings
-from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_parameters
 
 DPLR_INITS = ("legs",)
 
@@ -50,7 +50,7 @@ class DPLRSSMKernel(nn.Module):
         channels: kernels per neuron (2 for a two-sided kernel).
         settings: the block's settings; read: ``d_state`` (N/2 stored conjugate-pair modes),
             ``init`` (``legs``, the only NPLR init implemented), ``dt_min``/``dt_max``, and the
-            learning rates (:func:`~pspikessm.models.ssm_parameters.tag_kernel_parameters`).
+            learning rates (:func:`~pspikessm.models.kernels.parameters.tag_kernel_parameters`).
         shared: one (Λ, p, B) per layer (S4's ``n_ssm: 1``, the paper's LRA setting) or one
             per neuron (``False``: ``n_ssm: null``, the paper's Pathfinder setting). C, dt and
             D are per neuron.
@@ -164,7 +164,7 @@ class DPLRSSMKernel(nn.Module):
         elif length > self.l_max:
             raise ValueError(
                 f"a sequence of length {length} is longer than the DPLR kernel's l_max="
-                f"{self.l_max}: set model.backbone.init_args.block.kernel_args.l_max to the "
+                f"{self.l_max}: set model.backbone.init_args.block.kernel.init_args.l_max to the "
                 "data's longest sequence"
             )
         else:

@@ -6,10 +6,11 @@ output spikes). Built-in names:
 - ``pspike``: :class:`SpikeSampler`, Bernoulli spikes of ``clamp(x, 0, 1)`` (P-SpikeSSM);
 - ``gelu``: :class:`RealValued`, no spikes (the non-spiking S4D/S4 baseline);
 - ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]``, straight-through (Binary S4D);
-- ``lif``: :class:`LIFNeuron`, leaky integrate-and-fire iterated over time (LIF-SSM).
+- ``lif``: :class:`LIFNeuron`, integrate-and-fire with a decaying membrane, iterated over time (LIF-SSM).
 
-Any other value is an import path (``mypackage.neurons.MyNeuron``). A neuron is an
-``nn.Module`` built from ``block.neuron_args`` alone, whose ``forward(drive, mask=None,
+Any other value is an import path (``mypackage.neurons.MyNeuron``); arguments go with the
+class as ``{name: lif, init_args: {beta: 0.9}}``. A neuron is an ``nn.Module`` built
+from its ``init_args`` alone, whose ``forward(drive, mask=None,
 uniforms=None)`` maps (B, H, L) → (B, H, L), zero where ``mask`` (B, 1, L) is 0. A neuron
 whose outputs are spikes sets the class attribute ``emits_spikes = True``: the firing-rate
 monitor and the energy estimate find it by that. Optional: ``takes_uniforms = True`` if it
@@ -21,32 +22,24 @@ carries state from one time step to the next (streaming; ``state`` is None at re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from pspikessm.models.registry import resolve_class
+from pspikessm.models.settings import ClassChoice, build_choice
 
 NEURONS = {
-    "pspike": "pspikessm.models.spike_sampler.SpikeSampler",
-    "gelu": "pspikessm.models.real_valued.RealValued",
-    "binary": "pspikessm.models.binary_neuron.HeavisideSpike",
-    "lif": "pspikessm.models.lif_neuron.LIFNeuron",
+    "pspike": "pspikessm.models.neurons.pspike.SpikeSampler",
+    "gelu": "pspikessm.models.neurons.real_valued.RealValued",
+    "binary": "pspikessm.models.neurons.binary.HeavisideSpike",
+    "lif": "pspikessm.models.neurons.lif.LIFNeuron",
 }
 
 
-def build_neuron(name: str, neuron_args: Mapping[str, Any] | None = None) -> nn.Module:
-    """The neuron ``name`` (built-in or import path) built from ``neuron_args``."""
-    cls = resolve_class(name, NEURONS, "block.neuron")
-    try:
-        return cls(**(neuron_args or {}))
-    except TypeError as error:
-        raise ValueError(
-            f"block.neuron_args={dict(neuron_args or {})} do not fit neuron {name!r} "
-            f"({cls.__module__}.{cls.__qualname__}): {error}"
-        ) from None
+def build_neuron(choice: ClassChoice) -> nn.Module:
+    """The neuron ``choice`` names (built-in name, import path, or ``{name, init_args}``)."""
+    return build_choice(choice, NEURONS, "block.neuron")
 
 
 def neuron_step(

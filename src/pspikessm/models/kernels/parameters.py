@@ -19,7 +19,7 @@ def init_inv_dt(d_model: int, settings: BlockSettings, transform: str) -> torch.
     [dt_min, dt_max] (S4's ``init_dt``)."""
     if transform not in DT_TRANSFORMS:
         raise ValueError(
-            f"block.kernel_args.dt_transform={transform!r}: expected one of {DT_TRANSFORMS}"
+            f"block.kernel.init_args.dt_transform={transform!r}: expected one of {DT_TRANSFORMS}"
         )
     log_min, log_max = math.log(settings.dt_min), math.log(settings.dt_max)
     log_dt = torch.rand(d_model) * (log_max - log_min) + log_min

@@ -19,9 +19,9 @@ import math
 import torch
 from torch import nn
 
-from pspikessm.models.hippo import legs_nplr
+from pspikessm.models.kernels.hippo import legs_nplr
+from pspikessm.models.kernels.parameters import dt_of, init_inv_dt, tag_kernel_parameters
 from pspikessm.models.settings import BlockSettings
-from pspikessm.models.ssm_parameters import dt_of, init_inv_dt, tag_kernel_parameters
 
 INITS = ("legs", "lin")
 
@@ -96,7 +96,7 @@ class DiagonalSSMKernel(nn.Module):
         channels: kernels per neuron (2 for a two-sided kernel: causal and anti-causal).
         settings: the block's settings; read: ``d_state`` (N/2 complex conjugate-pair modes),
             ``init`` (``legs`` or ``lin``), ``dt_min``/``dt_max``, and the learning rates
-            (:func:`~pspikessm.models.ssm_parameters.tag_kernel_parameters`).
+            (:func:`~pspikessm.models.kernels.parameters.tag_kernel_parameters`).
         dt_transform: ``dt = exp(inv_dt)`` (S4D's) or ``softplus(inv_dt)``.
 
     Parameters: ``inv_dt`` (H,), ``log_a_real``/``a_imag`` (H, N/2), ``b`` (H, N/2, 2) and

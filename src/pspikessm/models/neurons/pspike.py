@@ -10,26 +10,21 @@ def sample_spikes_reference(
     x: torch.Tensor,
     mask: torch.Tensor | None = None,
     uniforms: torch.Tensor | None = None,
-    sampling: float = 1.0,
-    leak: float = 0.0,
 ) -> torch.Tensor:
-    """The plain form of :class:`StochasticSpike`: clamp, draw, compare, blend, mask; the
-    gradient is that of ``clamp(x, 0, 1) + leak (x - clamp(x, 0, 1))``."""
+    """The plain form of :class:`StochasticSpike`: clamp, draw, compare, mask; the gradient
+    is that of ``clamp(x, 0, 1)`` (straight through the sample)."""
     probability = x.clamp(0.0, 1.0)
     if uniforms is None:
         uniforms = torch.rand_like(probability, dtype=torch.float32)
     binary = (uniforms < probability.float()).to(x.dtype)
-    surrogate = probability + leak * (x - probability)
-    spikes = surrogate + (probability + sampling * (binary - probability) - surrogate).detach()
+    spikes = probability + (binary - probability).detach()
     return spikes if mask is None else spikes * mask
 
 
 class StochasticSpike(torch.autograd.Function):
-    """Forward: ``s = 1[z < clamp(x, 0, 1)]`` (times ``mask``); with ``sampling`` α < 1 the
-    blend ``p + α (s - p)`` of the spike and its probability ``p = clamp(x, 0, 1)`` (α = 0: no
-    draw, ``p`` itself). Backward: the gradient of ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1``
-    where ``0 < x < 1`` (and the mask is 1), else 0, as torch's clamp passes it, for every α;
-    with ``leak`` > 0, ``leak`` instead of 0 outside (0, 1) (still 0 where the mask is 0).
+    """Forward: ``s = 1[z < clamp(x, 0, 1)]`` (times ``mask``). Backward: the gradient of
+    ``E[s] = clamp(x, 0, 1)``: ``ds/dx = 1`` where ``0 < x < 1`` (and the mask is 1), else 0,
+    as torch's clamp passes it.
 
     Fused for speed and memory: with ``z`` in [0, 1) (drawn here, or given: the caller's
     uniforms must lie in [0, 1) too, as ``torch.rand`` draws them), ``z < clamp(x, 0, 1)``
@@ -44,25 +39,16 @@ class StochasticSpike(torch.autograd.Function):
         x: torch.Tensor,
         uniforms: torch.Tensor | None,
         mask: torch.Tensor | None,
-        sampling: float = 1.0,
-        leak: float = 0.0,
     ) -> torch.Tensor:
-        if sampling == 0.0:
-            spikes = x.clamp(0.0, 1.0).float()
-        elif uniforms is None:
+        if uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
         else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
             spikes = torch.lt(uniforms, x).to(torch.float32)
-        if 0.0 < sampling < 1.0:
-            spikes.mul_(sampling).add_(x.clamp(0.0, 1.0).float(), alpha=1.0 - sampling)
         if mask is not None:
             spikes.mul_(mask)
         if ctx.needs_input_grad[0]:
             passes = (x > 0.0).logical_and_(x < 1.0)
-            if leak:  # slope 1 inside (0, 1), leak outside: a float per element
-                passes = torch.where(passes, 1.0, leak)
-                passes = passes if mask is None else passes.mul_(mask)
-            elif mask is not None:
+            if mask is not None:
                 passes.logical_and_(mask.bool())
             ctx.save_for_backward(passes)
         return spikes.to(x.dtype)
@@ -70,7 +56,7 @@ class StochasticSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, None, ...]:
         (passes,) = ctx.saved_tensors
-        return grad_spikes * passes, None, None, None, None
+        return grad_spikes * passes, None, None
 
 
 class SpikeSampler(nn.Module):
@@ -83,13 +69,6 @@ class SpikeSampler(nn.Module):
         sample_in_eval: keep drawing spikes in evaluation (as the paper's code does); False
             returns the probabilities ``p`` instead (deterministic). The LightningModule sets
             it from ``model.eval_mode``.
-        leak: slope of the surrogate gradient outside (0, 1) (``block.neuron_args``): 0, the
-            paper's, passes no gradient where the clamp saturates; ``leak`` > 0 lets a neuron
-            that never (or always) fires still learn.
-
-    Attribute ``sampling`` (α, default 1: spikes): the output is ``p + α (s - p)``, the
-    probability at α = 0; the LightningModule anneals it from 0 to 1 over
-    ``model.spike_warmup_steps`` and sets it to 1 for evaluation.
 
     Inputs: ``x`` (any shape); optional ``mask`` broadcastable to ``x`` (1 at valid time
     steps, 0 at padding: padded steps never spike); optional ``uniforms`` in [0, 1) of ``x``'s shape to
@@ -102,13 +81,9 @@ class SpikeSampler(nn.Module):
     emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
     takes_uniforms = True  # spikes are 1[z < p]: the block may share z between sites
 
-    def __init__(self, sample_in_eval: bool = True, leak: float = 0.0) -> None:
+    def __init__(self, sample_in_eval: bool = True) -> None:
         super().__init__()
-        if not 0.0 <= leak <= 1.0:
-            raise ValueError(f"block.neuron_args.leak must lie in [0, 1], got {leak}")
         self.sample_in_eval = sample_in_eval
-        self.leak = leak
-        self.sampling = 1.0
 
     def forward(
         self,
@@ -117,9 +92,9 @@ class SpikeSampler(nn.Module):
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.training or self.sample_in_eval:
-            return StochasticSpike.apply(x, uniforms, mask, self.sampling, self.leak)
+            return StochasticSpike.apply(x, uniforms, mask)
         probability = x.clamp(0.0, 1.0)
         return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
-        return f"sample_in_eval={self.sample_in_eval}, leak={self.leak}, sampling={self.sampling}"
+        return f"sample_in_eval={self.sample_in_eval}"

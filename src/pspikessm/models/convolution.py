@@ -1,0 +1,266 @@
+"""SSM neurons applied to a whole sequence: ``u = K̄ * x + D x`` by FFT convolution."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pspikessm.models.kernels import build_kernel
+from pspikessm.models.settings import BlockSettings
+
+#: Spectra kept per module in evaluation (one per distinct sequence length).
+SPECTRUM_CACHE_SIZE = 8
+
+
+class SSMConvolution(nn.Module):
+    """H SSM neurons with a D skip, computed for all time steps at once.
+
+    Args:
+        d_model: number of neurons H.
+        settings: the block's settings; read: ``kernel`` (the kernel and its options,
+            :func:`build_kernel`), ``two_sided`` (a causal plus an anti-causal kernel per
+            neuron), and what the kernel reads.
+
+    Inputs: ``x`` (B, H, L). Outputs: ``u`` (B, H, L).
+
+    Fast path (:meth:`forward`; :meth:`forward_reference` is the plain one): the FFT has a
+    fast size ``>= 2L`` (:func:`fast_fft_size`), the skip ``D x`` is folded into the kernel
+    as its lag-0 tap (no extra pass over the batch, no copy of ``x`` kept for ``D``'s
+    gradient), the convolution has a hand-written backward (:func:`fft_conv`), and in
+    evaluation without gradients the kernel's spectrum is computed once and cached until a
+    parameter changes or :meth:`train` is called (changes made through ``param.data`` in
+    evaluation are not seen).
+    """
+
+    def __init__(self, d_model: int, settings: BlockSettings | None = None) -> None:
+        super().__init__()
+        settings = settings or BlockSettings()
+        self.two_sided = settings.two_sided
+        self.kernel = build_kernel(d_model, 2 if settings.two_sided else 1, settings)
+        self.d = nn.Parameter(torch.randn(d_model))
+        self._spectra: dict[tuple, torch.Tensor] = {}
+        self._spectra_state: tuple = ()
+
+    def conv_kernel(self, length: int, fft_size: int | None = None) -> torch.Tensor:
+        """The kernel as :func:`fft_conv` takes it: (H, L) causal or (H, fft_size) circular.
+
+        ``fft_size`` (default 2L) matters only for the two-sided layout.
+        """
+        k = self.kernel(length)  # (C H L)
+        if self.two_sided:
+            return two_sided_kernel(k[0], k[1], fft_size or 2 * length)  # (H n)
+        return k[0]  # (H L)
+
+    def skip_kernel(self, length: int, fft_size: int) -> torch.Tensor:
+        """:meth:`conv_kernel` with ``D`` added to its lag-0 tap: (H, L) or (H, fft_size).
+
+        Always float32 or wider, also under autocast: ``Ā^l`` over thousands of steps needs it.
+        """
+        with torch.autocast(self.d.device.type, enabled=False):
+            k = self.kernel(length)  # (C H L)
+            pieces = [k[0, :, :1] + self.d.unsqueeze(-1), k[0, :, 1:]]  # lags 0 .. L-1
+            if self.two_sided:  # the layout of two_sided_kernel, written in one pass
+                gap = k.new_zeros(k.shape[1], fft_size - 2 * length)  # (H n-2L)
+                pieces += [gap, k[1].flip(-1)]  # lags -(n-L) .. -1
+            return torch.cat(pieces, dim=-1)  # (H L) or (H n)
+
+    def kernel_spectrum(self, length: int, fft_size: int) -> torch.Tensor:
+        """``rfft`` of :meth:`skip_kernel`: (H, fft_size/2+1) complex.
+
+        Cached in evaluation when gradients are off (see the class docstring).
+        """
+        cacheable = not self.training and not torch.is_grad_enabled()
+        key = (length, fft_size)
+        if cacheable:
+            state = self._parameter_state()
+            if state != self._spectra_state:
+                self._spectra, self._spectra_state = {}, state
+            if key in self._spectra:
+                return self._spectra[key]
+        spectrum = torch.fft.rfft(self.skip_kernel(length, fft_size), n=fft_size)  # (H n/2+1)
+        if cacheable:
+            if len(self._spectra) >= SPECTRUM_CACHE_SIZE:
+                self._spectra.pop(next(iter(self._spectra)))
+            self._spectra[key] = spectrum
+        return spectrum
+
+    def _parameter_state(self) -> tuple:
+        """Identity and in-place version of every tensor the spectrum depends on."""
+        tensors = [*self.parameters(), *self.buffers()]
+        return tuple((t.device, t.dtype, t.data_ptr(), t._version) for t in tensors)
+
+    def train(self, mode: bool = True) -> SSMConvolution:
+        self._spectra, self._spectra_state = {}, ()
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[-1]
+        fft_size = fast_fft_size(2 * length)
+        if not self.training and not torch.is_grad_enabled():
+            return spectral_conv(x, self.kernel_spectrum(length, fft_size), fft_size)
+        return fft_conv(x, self.skip_kernel(length, fft_size), fft_size)  # (B H L)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` the plain way: FFT of size 2L, then the skip added separately."""
+        y = fft_conv_reference(x, self.conv_kernel(x.shape[-1]))  # (B H L)
+        return y + self.d.unsqueeze(-1) * x
+
+    def initial_state(self, batch: int) -> tuple[object, torch.Tensor]:
+        """Step mode: the kernel's recurrent form (discretised once, now) and the zero state.
+
+        Two-sided kernels look at future inputs and have no step form: they raise.
+        """
+        if self.two_sided:
+            raise ValueError(
+                "step mode needs causal SSM kernels, but this model has two-sided kernels "
+                "(block.two_sided=true); train it with two_sided: false to stream it"
+            )
+        if not hasattr(self.kernel, "recurrence"):
+            raise ValueError(
+                f"{type(self.kernel).__name__} has no recurrent (step) form: give it a "
+                "recurrence() method to stream it"
+            )
+        recurrence = self.kernel.recurrence()
+        return recurrence, recurrence.initial_state(batch)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[object, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[object, torch.Tensor]]:
+        """One time step: ``x`` (B, H, 1) → ``u`` (B, H, 1), as :meth:`forward` at that step."""
+        recurrence, hidden = state
+        y, hidden = recurrence.step(x[..., 0], hidden)  # (B H)
+        return (y + self.d * x[..., 0]).unsqueeze(-1), (recurrence, hidden)
+
+
+# Long convolutions by FFT, causal or two-sided.
+#
+# :func:`fft_conv` is the fast path: a custom autograd function whose backward is two real
+# FFTs of the batch (the gradient's transform and the input gradient's inverse) plus one of
+# the kernel's size, where autograd through ``rfft``/``irfft`` would take a full complex FFT.
+# :func:`fft_conv_reference` is the plain composition, kept for tests and as the definition.
+
+
+def fast_fft_size(minimum: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= minimum``: a size every FFT library handles fast.
+
+    For a power-of-two ``minimum`` this is ``minimum`` itself.
+    """
+    best = 1 << max(minimum - 1, 0).bit_length()  # the next power of two always qualifies
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            size = power35
+            while size < minimum:
+                size *= 2
+            best = min(best, size)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+def two_sided_kernel(causal: torch.Tensor, anticausal: torch.Tensor, fft_size: int) -> torch.Tensor:
+    """Lay a causal and an anti-causal kernel (..., L) into one circular kernel (..., fft_size).
+
+    ``causal[j]`` weighs lag ``+j`` (index j); ``anticausal[j]`` weighs lag ``-(j+1)`` (index
+    ``fft_size - 1 - j``), so lag 0 is counted once. ``fft_size >= 2L`` avoids wrap-around.
+    """
+    length = causal.shape[-1]
+    return F.pad(causal, (0, fft_size - length)) + F.pad(
+        anticausal.flip(-1), (fft_size - length, 0)
+    )
+
+
+def spectral_conv(x: torch.Tensor, kernel_f: torch.Tensor, fft_size: int) -> torch.Tensor:
+    """Convolve ``x`` (B, H, L) with a kernel given by its spectrum (H, fft_size/2+1).
+
+    Differentiable by plain autograd; the model uses it without gradients (cached spectra in
+    evaluation). Returns (B, H, L) in ``x``'s dtype, computed in float32 at least.
+    """
+    length = x.shape[-1]
+    x_f = torch.fft.rfft(x.to(torch.promote_types(x.dtype, torch.float32)), n=fft_size)
+    return torch.fft.irfft(x_f * kernel_f, n=fft_size)[..., :length].to(x.dtype)  # (B H L)
+
+
+class FFTConvolution(torch.autograd.Function):
+    """``y = irfft(rfft(x, n) * rfft(k, n), n)[..., :L]`` with a hand-written backward.
+
+    With ``g = ∂loss/∂y`` zero-padded to n: ``∂loss/∂x = irfft(G · conj(K))[:L]`` and
+    ``∂loss/∂k = irfft(Σ_b G · conj(X))[:K]`` (circular correlations). Saves the spectra
+    ``X`` (for the kernel's gradient) and ``K`` (for the input's), each only when needed.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, fft_size: int) -> torch.Tensor:
+        x_f = torch.fft.rfft(x, n=fft_size)  # (B H n/2+1)
+        k_f = torch.fft.rfft(kernel, n=fft_size)  # (H n/2+1)
+        y = torch.fft.irfft(x_f * k_f, n=fft_size)[..., : x.shape[-1]]  # (B H L)
+        ctx.save_for_backward(
+            x_f if ctx.needs_input_grad[1] else None, k_f if ctx.needs_input_grad[0] else None
+        )
+        ctx.fft_size, ctx.kernel_length = fft_size, kernel.shape[-1]
+        return y.contiguous()  # frees the (B H n) buffer the slice would keep alive
+
+    @staticmethod
+    def backward(
+        ctx, grad_y: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x_f, k_f = ctx.saved_tensors
+        n, length = ctx.fft_size, grad_y.shape[-1]
+        g_f = torch.fft.rfft(grad_y, n=n)  # (B H n/2+1)
+        grad_x = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.fft.irfft(g_f * k_f.conj(), n=n)[..., :length]  # (B H L)
+        if ctx.needs_input_grad[1]:
+            cross = (g_f * x_f.conj()).sum(0)  # (H n/2+1)
+            grad_k = torch.fft.irfft(cross, n=n)[..., : ctx.kernel_length]  # (H K)
+        return grad_x, grad_k, None
+
+
+def _check_kernel(kernel: torch.Tensor, length: int, fft_size: int) -> None:
+    if fft_size < 2 * length - 1 or kernel.shape[-1] > fft_size:
+        raise ValueError(
+            f"fft_size={fft_size} must be >= 2L-1 = {2 * length - 1} and >= the kernel's "
+            f"length {kernel.shape[-1]} to avoid wrap-around"
+        )
+
+
+def fft_conv(x: torch.Tensor, kernel: torch.Tensor, fft_size: int | None = None) -> torch.Tensor:
+    """Linear convolution of ``x`` (B, H, L) with per-channel ``kernel`` (H, K) via FFT.
+
+    ``kernel`` is either causal (K = L) or already laid out circularly for ``fft_size``
+    (:func:`two_sided_kernel`); ``fft_size`` defaults to 2L. Returns (B, H, L) in ``x``'s
+    dtype; the FFT runs in float32 at least, since half precision FFTs lose the long-range
+    tail of the kernel.
+    """
+    n = 2 * x.shape[-1] if fft_size is None else fft_size
+    _check_kernel(kernel, x.shape[-1], n)
+    compute_dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
+    y = FFTConvolution.apply(x.to(compute_dtype), kernel.to(compute_dtype), n)
+    return y.to(x.dtype)
+
+
+def fft_conv_reference(
+    x: torch.Tensor, kernel: torch.Tensor, fft_size: int | None = None
+) -> torch.Tensor:
+    """:func:`fft_conv` as the plain composition of ``rfft``, product and ``irfft``."""
+    n = 2 * x.shape[-1] if fft_size is None else fft_size
+    compute_dtype = torch.promote_types(x.dtype, torch.float32)
+    return spectral_conv(x, torch.fft.rfft(kernel.to(compute_dtype), n=n), n)
+
+
+def fft_conv_macs(length: int) -> float:
+    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l, the
+    minimum without wrap-around; the code may round n up to a faster size), for the energy
+    estimate.
+
+    A real FFT of size n counts as half a radix-2 complex FFT: ``n·log2(n)`` MACs ((n/2)·log2 n
+    butterflies of one complex multiply, 4 real MACs each, halved); forward FFT of the input
+    and inverse FFT of the product: ``2·n·log2(n)``; the product of ``n/2 + 1`` complex bins:
+    ``4·(n/2 + 1)``.
+    """
+    n = 2 * length
+    return 2.0 * n * math.log2(n) + 4.0 * (n // 2 + 1)
