@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from pspikessm.data import ListOpsDataModule, SpeechCommandsDataModule
-from pspikessm.data.speech_commands import SC10
 from pspikessm.data.splits import proportional_counts, stratified_split
+from pspikessm.data.tasks.speech_commands import SC10
 from task_files import full_and_short_clips, write_speech
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -68,7 +68,12 @@ def events(tmp_path: Path) -> EventAccumulator:
     return load(tmp_path / "run" / "version_0")
 
 
-def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(tmp_path, capsys):
+def test_hp_metric_is_the_best_val_acc_then_test_acc_and_hparams_name_it(
+    tmp_path, capsys, monkeypatch
+):
+    # The seed column is Lightning's PL_GLOBAL_SEED: unset, as in a run that seeds nothing
+    # (an earlier test in this process may have set it).
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
     summary = RunSummary(hparams=[*COMPARED, "width"])
     fit = trainer(tmp_path, max_epochs=3, summary=summary)
     module = ScriptedAccuracy()

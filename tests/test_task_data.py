@@ -18,8 +18,8 @@ from pspikessm.data import (
     RetrievalDataModule,
     SpeechCommandsDataModule,
 )
-from pspikessm.data.cifar import to_grayscale
 from pspikessm.data.idx import read_idx, write_idx
+from pspikessm.data.tasks.cifar import to_grayscale
 from pspikessm.data.tasks.mnist import bitrev_permutation
 from pspikessm.data.tasks.speech_commands import SC10, SC35
 from task_files import (
