@@ -13,7 +13,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pspikessm.optim import parameter_groups, periodic_cosine_lambda, warmup_cosine_lambda
+from pspikessm.optim import build_adamw, periodic_cosine_lambda, warmup_cosine_lambda
 from pspikessm.resume_checks import ResumeGuard
 from pspikessm.rng import offset_for_rank, rng_state, set_rng_state
 from pspikessm.spike_training import check_options, sampled_loss, set_sampling, warmup_sampling
@@ -23,6 +23,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 #: How evaluation treats stochastic spikes (the one definition; see ``eval_mode`` below).
 EvalMode = Literal["sample", "expected", "mc"]
 EVAL_MODES = get_args(EvalMode)
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 Scheduler = Literal["cosine", "cosine_periodic", "plateau", "constant"]
 SCHEDULERS = get_args(Scheduler)
 
@@ -57,8 +58,9 @@ class SequenceClassifier(L.LightningModule):
         eval_seed: seed of the evaluation spikes; each batch draws from
             ``(eval_seed, rank, batch index)`` inside a forked RNG, so evaluation is
             reproducible and leaves the training RNG untouched. None: unseeded.
-        compile: compile the backbone with ``torch.compile`` when the trainer sets up (the
-            parameter names, hence checkpoints, are those of the plain backbone).
+        compile: compile the backbone (``torch.compile``, in place: checkpoints keep the plain
+            names) when the trainer sets up: True (``default``), ``reduce-overhead`` (CUDA
+            graphs: set ``data.length_buckets`` so shapes repeat) or ``max-autotune``.
         reset_optimizer: resuming with optimiser settings other than the checkpoint's builds
             a fresh optimiser and schedule at its step (off: an error naming the settings;
             equal settings reset nothing). See :mod:`pspikessm.resume_checks`.
@@ -94,7 +96,7 @@ class SequenceClassifier(L.LightningModule):
         eval_mode: EvalMode = "sample",
         mc_samples: int = 16,
         eval_seed: int | None = 0,
-        compile: bool = False,
+        compile: bool | CompileMode = False,
         reset_optimizer: bool = False,
         spike_warmup_steps: int = 0,
         train_samples: int = 1,
@@ -105,6 +107,8 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.eval_mode={eval_mode!r}: expected one of {EVAL_MODES}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"model.scheduler={scheduler!r}: expected one of {SCHEDULERS}")
+        if not isinstance(compile, bool) and compile not in (modes := get_args(CompileMode)):
+            raise ValueError(f"model.compile={compile!r}: expected true, false or {modes}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         check_options(backbone, train_samples, antithetic)
@@ -116,9 +120,9 @@ class SequenceClassifier(L.LightningModule):
         if isinstance(self.hparams.get("backbone"), nn.Module):
             self.remove_ignored_hparams(["backbone"])
         self.backbone = backbone
-        # average="micro": the fraction of correct predictions, as LRA and the paper report;
-        # torchmetrics' default ("macro") is the mean of per-class recalls, another number.
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # average="micro": the fraction of correct predictions, as LRA and the paper report
+        # (torchmetrics' "macro" is another number); no value checks (a GPU sync per step).
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss = MeanMetric()
@@ -127,7 +131,8 @@ class SequenceClassifier(L.LightningModule):
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best
         # The training epoch's running loss and accuracy are in checkpoints too, so an epoch
         # resumed part-way reports the whole epoch (and they restart with each new epoch).
-        self.train_loss = MeanMetric(dist_sync_on_step=True)  # step values: the global batch
+        # step values: the global batch; no NaN check (a sync; NonFiniteLossStop does it)
+        self.train_loss = MeanMetric(dist_sync_on_step=True, nan_strategy="disable")
         for metric in (self.train_loss, self.train_acc):
             metric.persistent(True)
         self._trained_this_epoch = False
@@ -188,8 +193,9 @@ class SequenceClassifier(L.LightningModule):
         self._apply_eval_mode()
 
     def configure_model(self) -> None:
-        if self.hparams.compile and not getattr(self, "_backbone_compiled", False):
-            self.backbone.compile()  # in place: state_dict keys stay those of the plain model
+        mode = self.hparams.compile
+        if mode and not getattr(self, "_backbone_compiled", False):  # in place: same keys
+            self.backbone.compile(mode=None if mode is True else mode)
             self._backbone_compiled = True
 
     def on_train_epoch_start(self) -> None:
@@ -276,19 +282,15 @@ class SequenceClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.AdamW(
-            parameter_groups(self, hp.lr, hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas)
-        )
+        optimizer = build_adamw(self, hp.lr, hp.weight_decay, hp.betas)
         if hp.scheduler == "constant":
             return optimizer
         if hp.scheduler == "plateau":
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="max", factor=hp.plateau_factor, patience=hp.plateau_patience
             )
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": plateau, "monitor": hp.monitor, "interval": "epoch"},
-            }
+            schedule = {"scheduler": plateau, "monitor": hp.monitor, "interval": "epoch"}
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
         total = hp.total_steps or int(self.trainer.estimated_stepping_batches)
         if hp.scheduler == "cosine_periodic":
             factor = periodic_cosine_lambda(hp.warmup_steps, total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 OPTIM_ATTR = "_optim"
@@ -65,6 +66,16 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[d
         group.update(dict(key))
         groups.append(group)
     return [group for group in groups if group["params"]]
+
+
+def build_adamw(
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups` of ``model``; the fused (one-kernel) update when
+    every parameter is on a GPU, where the for-each update launches a few kernels per group."""
+    groups = parameter_groups(model, lr, weight_decay)
+    on_gpu = all(p.is_cuda for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=on_gpu or None)
 
 
 def warmup_cosine_lambda(

@@ -83,15 +83,20 @@ class PSpikeSSMBlock(nn.Module):
         return [(None, None) for _ in self.branches]  # each neuron draws its own, in place
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: Uniforms | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: Uniforms | None = None,
+        extent: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``extent`` (1, 1, L): the steps BatchNorm statistics cover (``norms.batch_extent``)."""
         uniforms = self._uniforms(x) if uniforms is None else uniforms
-        drives = self.fuse.drives(x)  # per branch (B H L)
+        drives = self.fuse.drives(x, extent)  # per branch (B H L)
         spikes = [
             branch(drive, mask, *pair)
             for branch, drive, pair in zip(self.branches, drives, uniforms, strict=True)
         ]
-        return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)))  # (B H L)
+        return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)), extent)  # (B H L)
 
     def initial_state(self, batch: int) -> list[dict[str, Any]]:
         """Step mode: the block's state at t = 0. Needs evaluation mode (batch statistics and

@@ -7,7 +7,7 @@ from torch import nn
 
 from pspikessm.models.channel_affine import ChannelAffine
 from pspikessm.models.dropout import make_dropout
-from pspikessm.models.norms import make_norm
+from pspikessm.models.norms import apply_norm, make_norm
 from pspikessm.models.settings import BlockSettings
 
 
@@ -42,16 +42,19 @@ class ClampFuse(nn.Module):
         self.post_norm = nn.Identity() if settings.prenorm else norm
         self.dropout = make_dropout(settings.dropout, settings.tie_dropout)
 
-    def drives(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``x`` (B, H, L) → one drive (B, H, L) per branch."""
+    def drives(self, x: torch.Tensor, extent: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``x`` (B, H, L) → one drive (B, H, L) per branch; ``extent`` (1, 1, L) or None:
+        the steps a BatchNorm's statistics cover (:func:`~pspikessm.models.norms.apply_norm`)."""
         drives = [affine(x) for affine in self.affines]
-        drives[0] = self.pre_norm(drives[0])
+        drives[0] = apply_norm(self.pre_norm, drives[0], extent)
         return drives
 
-    def forward(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mixed: torch.Tensor, extent: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Residual stream ``x`` and the block's mixed output (both (B, H, L)) → new stream."""
         out = x + self.dropout(mixed) if self.residual else mixed
-        return self.post_norm(out)
+        return apply_norm(self.post_norm, out, extent)
 
     @property
     def norm(self) -> nn.Module:

@@ -1,0 +1,93 @@
+"""The GPU fast path's pieces, checked on CPU: length buckets change no result, the compiled
+backbone equals the eager one, every task config's backbone compiles without graph breaks,
+the fused AdamW is chosen on GPUs only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pspikessm.data.collate import bucket_length, pad_collate
+from pspikessm.models import PSpikeSSM
+from pspikessm.models.settings import BlockSettings
+from pspikessm.optim import build_adamw
+
+#: The ListOps config's block (BatchNorm after the block, output spikes at padded steps,
+#: two-sided DPLR kernel cut from l_max, the second branch), small.
+LISTOPS_BLOCK = dict(
+    d_state=4,
+    kernel="dplr",
+    kernel_args={"l_max": 32},
+    two_sided=True,
+    second_branch=True,
+    norm="batch",
+    prenorm=False,
+    mask_output_padding=False,
+)
+
+
+def listops_like(**block) -> PSpikeSSM:
+    torch.manual_seed(0)
+    settings = BlockSettings(**{**LISTOPS_BLOCK, **block})
+    return PSpikeSSM(num_classes=3, vocab_size=7, d_model=8, n_layers=2, block=settings)
+
+
+def test_bucket_length_picks_the_smallest_bucket_that_holds_the_batch():
+    assert bucket_length(13, None) == 13
+    assert bucket_length(13, [8, 16, 32]) == 16
+    assert bucket_length(16, [8, 16, 32]) == 16
+    with pytest.raises(ValueError, match="length_buckets=.*add a bucket of at least 40"):
+        bucket_length(40, [8, 16, 32])
+
+
+def test_pad_collate_pads_to_the_bucket_and_keeps_the_lengths():
+    items = [(torch.tensor([1, 2, 3]), 0), (torch.tensor([4, 5]), 1)]
+    inputs, lengths, targets = pad_collate(items, length_buckets=[4, 8])
+    assert inputs.shape == (2, 4)
+    assert inputs.tolist() == [[1, 2, 3, 0], [4, 5, 0, 0]]
+    assert lengths.tolist() == [3, 2] and targets.tolist() == [0, 1]
+
+
+def pad_uniforms(uniforms, extra: int):
+    """Each uniform tensor (B, H, L) with ``extra`` more steps of fresh draws after L."""
+    return [
+        [tuple(F.pad(u, (0, extra), value=0.5) for u in pair) for pair in block]
+        for block in uniforms
+    ]
+
+
+@pytest.mark.parametrize("prenorm", [False, True])
+def test_padding_to_a_bucket_changes_no_result(prenorm):
+    """Same logits, loss, gradients and BatchNorm running statistics for the same spikes,
+    whether the batch is padded to its longest sequence or further (training mode)."""
+    lengths = torch.tensor([20, 13, 17])
+    tokens = torch.randint(1, 7, (3, 20), generator=torch.Generator().manual_seed(1))
+    tokens[1, 13:] = 0
+    tokens[2, 17:] = 0
+    targets = torch.tensor([0, 2, 1])
+    results = []
+    for extra in (0, 12):  # 20 steps (the longest sequence) and a bucket of 32
+        model = listops_like(prenorm=prenorm).train()
+        uniforms = model.draw_uniforms(3, 20, torch.Generator().manual_seed(2))
+        logits = model(F.pad(tokens, (0, extra)), lengths, pad_uniforms(uniforms, extra))
+        loss = F.cross_entropy(logits, targets)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        stats = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+        results.append((logits.detach(), grads, stats))
+    (logits0, grads0, stats0), (logits1, grads1, stats1) = results
+    torch.testing.assert_close(logits1, logits0, rtol=1e-4, atol=1e-5)
+    assert grads0.keys() == grads1.keys() and len(grads0) > 10
+    for name in grads0:
+        torch.testing.assert_close(grads1[name], grads0[name], rtol=1e-3, atol=1e-5, msg=name)
+    assert len(stats0) == (6 if prenorm else 4)  # mean and var of every BatchNorm
+    for name in stats0:
+        torch.testing.assert_close(stats1[name], stats0[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_build_adamw_is_fused_only_on_gpus():
+    model = listops_like()
+    optimizer = build_adamw(model, 1e-3, 0.01)
+    assert not optimizer.defaults["fused"]
+    assert len(optimizer.param_groups) > 1  # the SSM and no-decay groups stay
