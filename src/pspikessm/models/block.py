@@ -11,6 +11,7 @@ from pspikessm.models.branch import SpikeBranch
 from pspikessm.models.clamp_fuse import ClampFuse
 from pspikessm.models.settings import BlockSettings
 from pspikessm.models.spike_mixer import ACTIVATIONS, SpikeMixer
+from pspikessm.models.ssm_conv import joint_convolution
 
 #: Per branch, the uniforms of its (input, output) neurons; None lets a neuron draw its own.
 Uniforms = list[tuple[torch.Tensor | None, torch.Tensor | None]]
@@ -92,9 +93,12 @@ class PSpikeSSMBlock(nn.Module):
         """``extent`` (1, 1, L): the steps BatchNorm statistics cover (``norms.batch_extent``)."""
         uniforms = self._uniforms(x) if uniforms is None else uniforms
         drives = self.fuse.drives(x, extent)  # per branch (B H L)
+        branches = list(zip(self.branches, drives, uniforms, strict=True))
+        spikes_in = [br.input_spikes(drive, mask, u) for br, drive, (u, _) in branches]
+        membranes = joint_convolution([br.ssm for br in self.branches], spikes_in)
         spikes = [
-            branch(drive, mask, *pair)
-            for branch, drive, pair in zip(self.branches, drives, uniforms, strict=True)
+            br.output(u, mask, pair[1])
+            for (br, _, pair), u in zip(branches, membranes, strict=True)
         ]
         return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)), extent)  # (B H L)
 

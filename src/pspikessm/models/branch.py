@@ -58,7 +58,17 @@ class SpikeBranch(nn.Module):
         uniforms_out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         spikes_in = self.input_spikes(drive, mask, uniforms_in)  # (B H L)
-        membrane = self.dropout(self.ssm(spikes_in))  # (B H L)
+        return self.output(self.ssm(spikes_in), mask, uniforms_out)
+
+    def output(
+        self,
+        membrane: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms_out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Steps 2 (the dropout) to 4 from the SSM's output ``membrane`` (B, H, L): the block
+        runs its branches' SSMs as one convolution (``ssm_conv.joint_convolution``)."""
+        membrane = self.dropout(membrane)  # (B H L)
         drive_out = self.output_affine(self.activation_dropout(F.gelu(membrane)))
         mask_out = mask if self.mask_outputs else None
         return self.output_spikes(drive_out, mask_out, uniforms_out)  # (B H L)
