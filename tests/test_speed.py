@@ -119,3 +119,29 @@ def test_joint_convolution_of_the_branches_equals_one_per_branch(two_sided, trai
     assert len(g_joint) == len(g_apart) and (len(g_joint) > 5 or not training)
     for joint_grad, apart_grad in zip(g_joint, g_apart, strict=True):
         torch.testing.assert_close(joint_grad, apart_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
+    """benchmarks/gpu_speed.py (what benchmarks/gpu/speed.sh runs) end to end, tiny, on CPU
+    with a cheap compile backend: every side of both tasks reports a step time."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "gpu_speed.py", "--device", "cpu", "--quick", "--no-write"]
+    command += ["--cases", "listops_b8", "pathx_b2", "--repeats", "1", "--warmup", "1"]
+    command += ["--compile-backend", "aot_eager"]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    run = subprocess.run(
+        command, cwd=root / "benchmarks", env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    values = dict(line.split("=", 1) for line in run.stdout.splitlines() if "=" in line)
+    for case in ("listops_b8", "pathx_b2"):
+        for side in ("eager", "compiled"):
+            assert float(values[f"{case}_{side}_s_per_step"]) > 0
+        assert float(values[f"{case}_eager_traffic_gb"]) > 0
+        assert float(values[f"{case}_compiled_compile_s"]) >= 0
