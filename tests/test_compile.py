@@ -80,3 +80,31 @@ def test_compiled_backbone_equals_eager_for_fixed_uniforms(config):
     for name, grad in compiled_grads.items():
         expected = eager_grads[name.removeprefix("_orig_mod.")]
         torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+def test_firing_rate_hooks_keep_one_graph_once_their_counters_exist():
+    """The configs' FiringRateMonitor hooks every spike site. Its first call per site builds a
+    counter (a graph break each, so the first compile is split); from then on the hooked
+    backbone traces as one graph again (torch.compile recompiles once)."""
+    import types
+
+    from pspikessm.callbacks import FiringRateMonitor
+    from pspikessm.callbacks.spike_sources import spike_sources
+
+    backbone = small_backbone("configs/lra/listops.yaml")
+    monitor = FiringRateMonitor()
+    monitor._trainer = types.SimpleNamespace(
+        sanity_checking=False, training=True, validating=False, testing=False
+    )
+    for name, module in spike_sources(backbone):
+        module.register_forward_hook(monitor._hook(name), with_kwargs=True)
+    batch = small_batch(backbone)
+    counts = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        explanation = torch._dynamo.explain(backbone)(*batch)
+        counts.append((explanation.graph_count, explanation.graph_break_count))
+    assert counts[0][1] > 0  # the counters' creation
+    assert counts[1] == (1, 0)
+    assert len(monitor._counts["train"]) == 8  # 2 layers x 2 branches x (input, output)
