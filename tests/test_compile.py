@@ -59,13 +59,18 @@ def test_every_task_backbone_compiles_as_one_graph(config):
 @pytest.mark.parametrize("config", ["configs/lra/listops.yaml", "configs/lra/pathx.yaml"])
 def test_compiled_backbone_equals_eager_for_fixed_uniforms(config):
     """Inductor (C++ on CPU) against eager: logits and every parameter's gradient, with the
-    same uniforms fixing the spikes, in training mode (batch statistics, masks, padding)."""
+    same uniforms fixing the spikes, in training mode (batch statistics, masks, padding).
+    Dropout draws from another generator under inductor, so its rate is 0 here."""
     eager = small_backbone(config)
     inputs, lengths = small_batch(eager)
     uniforms = eager.draw_uniforms(3, inputs.shape[-1], torch.Generator().manual_seed(1))
     results = []
     for compiled in (False, True):
         model = small_backbone(config)
+        for dropout in (
+            m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)
+        ):
+            dropout.p = 0.0
         if compiled:
             torch._dynamo.reset()
             model = torch.compile(model)
