@@ -145,3 +145,24 @@ def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
             assert float(values[f"{case}_{side}_s_per_step"]) > 0
         assert float(values[f"{case}_eager_traffic_gb"]) > 0
         assert float(values[f"{case}_compiled_compile_s"]) >= 0
+
+
+def test_data_module_pads_batches_to_its_length_buckets(listops_dir):
+    from pspikessm.data import ListOpsDataModule
+
+    data = ListOpsDataModule(data_dir=listops_dir, batch_size=4, length_buckets=[4096, 48])
+    data.setup("fit")
+    widths = {inputs.shape[1] for inputs, lengths, _ in data.train_dataloader()}
+    longest = int(data.datasets["train"].lengths().max())
+    assert widths <= {48, 4096} and (4096 in widths) == (longest > 48)
+    plain = ListOpsDataModule(data_dir=listops_dir, batch_size=4)
+    plain.setup("fit")
+    assert max(inputs.shape[1] for inputs, _, _ in plain.train_dataloader()) == longest
+
+
+def test_compile_option_takes_a_mode_and_names_the_choices():
+    from pspikessm.module import SequenceClassifier
+
+    SequenceClassifier(listops_like(), num_classes=3, compile="reduce-overhead")
+    with pytest.raises(ValueError, match="model.compile='fast'.*reduce-overhead"):
+        SequenceClassifier(listops_like(), num_classes=3, compile="fast")
