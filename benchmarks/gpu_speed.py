@@ -262,12 +262,12 @@ def main() -> None:
     emit({"device": info["device"], "loadavg": info["loadavg"]})
     all_results = {}
     for name, task, batch, length in CASES:
-        if name in args.cases:
-            all_results[name] = run_case(name, task, batch, length, args, device, authors)
-    if args.no_write:
-        return
-    text = table(all_results, args) + f"\n\n{machine_line(info)}"
-    write_results("gpu_speed", {"machine": info, "results": all_results}, text)
+        if name not in args.cases:
+            continue
+        all_results[name] = run_case(name, task, batch, length, args, device, authors)
+        if not args.no_write:  # after every case: a run cut short keeps what it measured
+            text = table(all_results, args) + f"\n\n{machine_line(info)}"
+            write_results("gpu_speed", {"machine": info, "results": all_results}, text)
 
 
 if __name__ == "__main__":
