@@ -96,29 +96,29 @@ def test_build_adamw_is_fused_only_on_gpus():
 @pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("training", [True, False])
 def test_joint_convolution_of_the_branches_equals_one_per_branch(two_sided, training):
-    """The block's one FFT convolution over both branches' 2H channels gives what each
-    branch's own SSM gives, values and gradients (the per-branch path: a hook on an SSM)."""
-    from pspikessm.models.block import PSpikeSSMBlock
+    """One FFT convolution over both branches' 2H channels (the GPU path) gives what each
+    branch's own SSM gives, values and gradients, in training and in cached evaluation."""
+    from pspikessm.models.ssm_conv import SSMConvolution, joint_convolution
 
+    torch.manual_seed(0)
+    settings = BlockSettings(d_state=4, two_sided=two_sided)
+    ssms = [SSMConvolution(8, settings).train(training) for _ in range(2)]
+    generator = torch.Generator().manual_seed(1)
+    xs = [torch.randn(3, 8, 24, generator=generator, requires_grad=True) for _ in ssms]
+    weights = torch.randn(3, 16, 24, generator=generator)
     outputs = []
-    for joint in (True, False):
-        torch.manual_seed(0)
-        block = PSpikeSSMBlock(8, BlockSettings(d_state=4, two_sided=two_sided)).train(training)
-        if not joint:  # a watched SSM runs on its own
-            block.branches[0].ssm.register_forward_hook(lambda *args: None)
-        x = torch.randn(3, 8, 24, generator=torch.Generator().manual_seed(1), requires_grad=True)
-        uniforms = block.draw_uniforms(x.detach(), torch.Generator().manual_seed(2))
+    for join in (True, False):
         with torch.set_grad_enabled(training):
-            y = block(x, None, uniforms)
+            ys = joint_convolution(ssms, xs, join=join)
+        leaves = [*xs, *(p for ssm in ssms for p in ssm.parameters())]
+        grads = []
         if training:
-            y.square().sum().backward()
-        grads = [p.grad for p in (x, *block.parameters()) if p.grad is not None]
-        outputs.append((y.detach(), grads))
+            grads = torch.autograd.grad((torch.cat(ys, dim=1) * weights).sum(), leaves)
+        outputs.append(([y.detach() for y in ys], grads))
     (y_joint, g_joint), (y_apart, g_apart) = outputs
-    torch.testing.assert_close(y_joint, y_apart, rtol=1e-6, atol=1e-6)
-    assert len(g_joint) == len(g_apart) and (len(g_joint) > 5 or not training)
-    for joint_grad, apart_grad in zip(g_joint, g_apart, strict=True):
-        torch.testing.assert_close(joint_grad, apart_grad, rtol=1e-5, atol=1e-6)
+    for joint, apart in zip([*y_joint, *g_joint], [*y_apart, *g_apart], strict=True):
+        torch.testing.assert_close(joint, apart, rtol=1e-5, atol=1e-6)
+    assert len(g_joint) == (2 + 2 * len(list(ssms[0].parameters())) if training else 0)
 
 
 @pytest.mark.slow

@@ -163,16 +163,26 @@ class SSMConvolution(nn.Module):
         return (y + self.d * x[..., 0]).unsqueeze(-1), (recurrence, hidden)
 
 
-def joint_convolution(ssms: Sequence[nn.Module], xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def joint_convolution(
+    ssms: Sequence[nn.Module], xs: Sequence[torch.Tensor], join: bool | None = None
+) -> list[torch.Tensor]:
     """``[ssm(x) for ssm, x in zip(ssms, xs)]`` (each x (B, H, L)) as one FFT convolution over
     the stacked channels (B, nH, L): a block's branches share one rfft, product and irfft
     (and one of each backward) instead of one per branch. Per channel the transforms are the
-    same, so are the results. Falls back to one call per module where the stacking does not
-    apply: another module than :class:`SSMConvolution`, or a hook watching one.
+    same, so are the results. ``join`` None: on a GPU only, where a step waits for kernel
+    launches; on CPU the stacking copies cost more than they save (a ListOps block's
+    forward+backward took 1.21x as long joined, one thread). One call per module also where
+    the stacking does not apply: another module than :class:`SSMConvolution`, or a hook
+    watching one.
     """
-    joinable = len(ssms) > 1 and all(
-        type(ssm) is SSMConvolution and not (ssm._forward_hooks or ssm._forward_pre_hooks)
-        for ssm in ssms
+    join = xs[0].is_cuda if join is None else join
+    joinable = (
+        join
+        and len(ssms) > 1
+        and all(
+            type(ssm) is SSMConvolution and not (ssm._forward_hooks or ssm._forward_pre_hooks)
+            for ssm in ssms
+        )
     )
     if not joinable:
         return [ssm(x) for ssm, x in zip(ssms, xs, strict=True)]
