@@ -30,7 +30,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import command_line, default_device, emit, machine, machine_line, write_results
+from common import (
+    command_line,
+    default_device,
+    emit,
+    machine,
+    machine_line,
+    set_threads,
+    write_results,
+)
 from torch.utils._python_dispatch import TorchDispatchMode
 from train import ROOT, build_module, make_step
 
@@ -247,8 +255,10 @@ def main() -> None:
     parser.add_argument("--compile-backend", default="inductor")
     parser.add_argument("--bandwidth", type=float, default=4.8e12, help="bytes/s (H200)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args()
+    set_threads(args.threads)
     device = torch.device(args.device) if args.device else default_device()
     authors = None
     if args.authors is not None:
