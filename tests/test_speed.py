@@ -133,7 +133,7 @@ def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "gpu_speed.py", "--device", "cpu", "--quick", "--no-write"]
     command += ["--cases", "listops_b8", "pathx_b2", "--repeats", "1", "--warmup", "1"]
-    command += ["--compile-backend", "aot_eager"]
+    command += ["--compile-backend", "aot_eager", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     run = subprocess.run(
         command, cwd=root / "benchmarks", env=env, capture_output=True, text=True, timeout=1200
