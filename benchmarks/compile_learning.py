@@ -68,7 +68,7 @@ def train(data, seed: int, compiled: bool, lr: float) -> tuple[list[float], floa
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses, (time.perf_counter() - begun) / max(1, len(data) - 1)
 
 
