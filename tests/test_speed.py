@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pspikessm.data.collate import bucket_length, pad_collate
 from pspikessm.models import PSpikeSSM
 from pspikessm.models.settings import BlockSettings
-from pspikessm.optim import build_adamw
+from pspikessm.optim import build_adamw, fused_update_allowed
 
 #: The ListOps config's block (BatchNorm after the block, output spikes at padded steps,
 #: two-sided DPLR kernel cut from l_max, the second branch), small.
@@ -84,6 +84,16 @@ def test_padding_to_a_bucket_changes_no_result(prenorm):
     assert len(stats0) == (6 if prenorm else 4)  # mean and var of every BatchNorm
     for name in stats0:
         torch.testing.assert_close(stats1[name], stats0[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fused_adamw_is_not_used_where_lightning_would_refuse_to_clip():
+    from types import SimpleNamespace as Trainer
+
+    assert fused_update_allowed(None)
+    assert fused_update_allowed(Trainer(gradient_clip_val=1.0, precision="32-true"))
+    assert fused_update_allowed(Trainer(gradient_clip_val=None, precision="bf16-mixed"))
+    assert not fused_update_allowed(Trainer(gradient_clip_val=1.0, precision="bf16-mixed"))
+    assert not fused_update_allowed(Trainer(gradient_clip_val=0.5, precision="16-mixed"))
 
 
 def test_build_adamw_is_fused_only_on_gpus():
@@ -166,3 +176,23 @@ def test_compile_option_takes_a_mode_and_names_the_choices():
     SequenceClassifier(listops_like(), num_classes=3, compile="reduce-overhead")
     with pytest.raises(ValueError, match="model.compile='fast'.*reduce-overhead"):
         SequenceClassifier(listops_like(), num_classes=3, compile="fast")
+
+
+def test_a_run_resumes_across_fused_and_for_each_adamw():
+    """A checkpoint of a GPU run (fused AdamW) resumes on CPU (for-each) and back: how the
+    update is computed is no optimiser setting; the learning rate still is."""
+    from pspikessm.resume_checks import check_optimizer
+
+    group = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.999)}
+    on_gpu = {"optimizer0": {"class": "AdamW", "groups": {"0": {**group, "fused": True}}}}
+    on_cpu = {
+        "optimizer0": {
+            "class": "AdamW",
+            "groups": {"0": {**group, "fused": None, "foreach": None, "capturable": False}},
+        }
+    }
+    assert check_optimizer(on_gpu, on_cpu, reset=False) is False
+    assert check_optimizer(on_cpu, on_gpu, reset=False) is False
+    other_rate = {"optimizer0": {"class": "AdamW", "groups": {"0": {**group, "lr": 2e-3}}}}
+    with pytest.raises(ValueError, match="lr"):
+        check_optimizer(on_gpu, other_rate, reset=False)

@@ -282,7 +282,7 @@ class SequenceClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = build_adamw(self, hp.lr, hp.weight_decay, hp.betas)
+        optimizer = build_adamw(self, hp.lr, hp.weight_decay, hp.betas, self._trainer)
         if hp.scheduler == "constant":
             return optimizer
         if hp.scheduler == "plateau":

@@ -69,13 +69,28 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[d
 
 
 def build_adamw(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999)
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    trainer: object | None = None,
 ) -> torch.optim.AdamW:
     """AdamW over :func:`parameter_groups` of ``model``; the fused (one-kernel) update when
-    every parameter is on a GPU, where the for-each update launches a few kernels per group."""
+    every parameter is on a GPU, where the for-each update launches a few kernels per group.
+
+    Not fused when ``trainer`` (a Lightning trainer) clips gradients under a mixed precision:
+    Lightning refuses to clip for an optimiser that unscales gradients itself, as the fused
+    one does."""
     groups = parameter_groups(model, lr, weight_decay)
     on_gpu = all(p.is_cuda for group in groups for p in group["params"])
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=on_gpu or None)
+    fused = on_gpu and fused_update_allowed(trainer)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
+
+
+def fused_update_allowed(trainer: object | None) -> bool:
+    """False when ``trainer`` clips gradients under a mixed precision (see :func:`build_adamw`)."""
+    clips = bool(getattr(trainer, "gradient_clip_val", None))
+    return not (clips and str(getattr(trainer, "precision", "")).endswith("-mixed"))
 
 
 def warmup_cosine_lambda(
