@@ -49,7 +49,7 @@ from benchmarks.harness import (
     write_results,
 )
 from pspikessm.module import SequenceClassifier
-from pspikessm.optim import parameter_groups
+from pspikessm.optim import build_adamw
 
 PAPER_LISTOPS_S_PER_STEP = (3.3, 3.6)  # the paper's code, batch 8, L=2048, this 2-core CPU
 FAST = ROOT / "configs/model/fast.yaml"
@@ -78,7 +78,7 @@ def make_step(
 ) -> Callable[[], None]:
     """One training step: forward, cross-entropy, backward, AdamW update."""
     hp = module.hparams
-    optimizer = torch.optim.AdamW(parameter_groups(module, hp.lr, hp.weight_decay), lr=hp.lr)
+    optimizer = build_adamw(module, hp.lr, hp.weight_decay, hp.betas)  # fused on GPUs
     inputs, lengths, targets = batch
     device = inputs.device
 

@@ -3,6 +3,7 @@ sizes, workers, seeds, padding, and the data protocol."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ class SequenceDataModule(L.LightningDataModule):
             (ignored by a task that has none).
         cache_dir: folder of the preprocessed-data cache; default ``$PSPIKESSM_CACHE_DIR``
             if set, else ``data_dir/.cache``.
+        length_buckets: pad each batch up to the smallest of these lengths that holds it
+            (:func:`~pspikessm.data.collate.bucket_length`), for a compiled model's static
+            shapes; None: to the batch's longest sequence.
     """
 
     num_classes: int = 0
@@ -92,6 +96,7 @@ class SequenceDataModule(L.LightningDataModule):
         drop_last: bool = False,
         download: bool = False,
         cache_dir: str | Path | None = None,
+        length_buckets: list[int] | None = None,
     ) -> None:
         super().__init__()
         # Every task's __init__ arguments (collected up the subclass chain; under the CLI its
@@ -108,6 +113,7 @@ class SequenceDataModule(L.LightningDataModule):
         self.drop_last = drop_last
         self.download = download
         self.cache_dir = resolve_cache_dir(self.data_dir, cache_dir)
+        self.length_buckets = sorted(length_buckets) if length_buckets else None
         self.datasets: dict[str, Dataset] = {}
         self._preprocessed: dict[str, dict[str, Any]] = {}
 
@@ -253,7 +259,9 @@ class SequenceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
-            collate_fn=self.collate_fn,
+            collate_fn=self.collate_fn
+            if self.length_buckets is None
+            else functools.partial(self.collate_fn, length_buckets=self.length_buckets),
             drop_last=self.drop_last and split == "train",
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.utils.data import Dataset
 
@@ -50,21 +52,41 @@ class PackedSequences(Dataset):
         return {"values": self.values, "offsets": self.offsets, "targets": self.targets}
 
 
-def pad_collate(
-    items: list[tuple[torch.Tensor, int]], pad_value: float = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a batch to its longest sequence.
+def bucket_length(length: int, buckets: Sequence[int] | None) -> int:
+    """The smallest of ``buckets`` that holds ``length`` steps (None: ``length`` itself).
 
-    Returns ``inputs`` (B, L_max, ...) (integer tokens become int64), ``lengths`` (B,) and
+    Padding a batch up to a few fixed lengths gives a compiled model (``model.compile``) a
+    few static shapes instead of one per batch; CUDA graphs need them. The padded steps are
+    masked (``lengths``), so a model gives the same outputs for the same spikes either way.
+    """
+    if not buckets:
+        return length
+    fitting = [bucket for bucket in buckets if bucket >= length]
+    if not fitting:
+        raise ValueError(
+            f"a batch holds a sequence of {length} steps, longer than the largest of "
+            f"data.length_buckets={list(buckets)}: add a bucket of at least {length}"
+        )
+    return min(fitting)
+
+
+def pad_collate(
+    items: list[tuple[torch.Tensor, int]],
+    pad_value: float = 0,
+    length_buckets: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad a batch to its longest sequence, or up to the smallest of ``length_buckets``
+    holding it (:func:`bucket_length`).
+
+    Returns ``inputs`` (B, L_pad, ...) (integer tokens become int64), ``lengths`` (B,) and
     ``targets`` (B,).
     """
     sequences = [sequence for sequence, _ in items]
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
     first = sequences[0]
     dtype = torch.int64 if not first.is_floating_point() else first.dtype
-    inputs = torch.full(
-        (len(sequences), int(lengths.max()), *first.shape[1:]), pad_value, dtype=dtype
-    )
+    padded = bucket_length(int(lengths.max()), length_buckets)
+    inputs = torch.full((len(sequences), padded, *first.shape[1:]), pad_value, dtype=dtype)
     for row, sequence in enumerate(sequences):
         inputs[row, : len(sequence)] = sequence
     targets = torch.tensor([target for _, target in items], dtype=torch.int64)
@@ -95,14 +117,16 @@ class PackedPairs(Dataset):
 
 
 def pad_pair_collate(
-    items: list[tuple[tuple[torch.Tensor, torch.Tensor], int]], pad_value: float = 0
+    items: list[tuple[tuple[torch.Tensor, torch.Tensor], int]],
+    pad_value: float = 0,
+    length_buckets: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a batch of pairs to the longest sequence of either side.
+    """Pad a batch of pairs to the longest sequence of either side (or its bucket).
 
     Returns ``inputs`` (B, 2, L_max), ``lengths`` (B, 2) and ``targets`` (B,): the batch
     format of two-document tasks (``inputs[:, 0]`` the first documents).
     """
     flat = [(sequence, target) for pair, target in items for sequence in pair]
-    inputs, lengths, _ = pad_collate(flat, pad_value)  # (2B L), (2B)
+    inputs, lengths, _ = pad_collate(flat, pad_value, length_buckets)  # (2B L), (2B)
     targets = torch.tensor([target for _, target in items], dtype=torch.int64)
     return inputs.view(len(items), 2, *inputs.shape[1:]), lengths.view(len(items), 2), targets

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.block import PSpikeSSMBlock, Uniforms, make_norm
+from pspikessm.models.block import PSpikeSSMBlock, Uniforms, apply_norm, batch_extent, make_norm
 from pspikessm.models.settings import BlockSettings
 from pspikessm.optim import exempt_norms_and_biases
 
@@ -105,9 +105,10 @@ class PSpikeSSM(nn.Module):
         """The pooled representation (B, H) of ``inputs``."""
         x = self.encoder(inputs).transpose(1, 2)  # (B H L)
         mask = valid_mask(lengths, x.shape[-1], x.dtype)
+        extent = batch_extent(lengths, x.shape[-1])  # padding past the longest: no effect
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, None if uniforms is None else uniforms[i])
-        return masked_mean(self.final_norm(x), mask)
+            x = block(x, mask, None if uniforms is None else uniforms[i], extent)
+        return masked_mean(apply_norm(self.final_norm, x, extent), mask)
 
     def forward(
         self,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.convolution import SSMConvolution, fft_conv_macs
+from pspikessm.models.convolution import SSMConvolution, fft_conv_macs, joint_convolution
 from pspikessm.models.neurons import build_neuron, is_spike_source, neuron_step
 from pspikessm.models.settings import BlockSettings
 
@@ -84,15 +84,23 @@ class PSpikeSSMBlock(nn.Module):
         return [(None, None) for _ in self.branches]  # each neuron draws its own, in place
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, uniforms: Uniforms | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms: Uniforms | None = None,
+        extent: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``extent`` (1, 1, L): the steps BatchNorm statistics cover (``norms.batch_extent``)."""
         uniforms = self._uniforms(x) if uniforms is None else uniforms
-        drives = self.fuse.drives(x)  # per branch (B H L)
+        drives = self.fuse.drives(x, extent)  # per branch (B H L)
+        branches = list(zip(self.branches, drives, uniforms, strict=True))
+        spikes_in = [br.input_spikes(drive, mask, u) for br, drive, (u, _) in branches]
+        membranes = joint_convolution([br.ssm for br in self.branches], spikes_in)
         spikes = [
-            branch(drive, mask, *pair)
-            for branch, drive, pair in zip(self.branches, drives, uniforms, strict=True)
+            br.output(u, mask, pair[1])
+            for (br, _, pair), u in zip(branches, membranes, strict=True)
         ]
-        return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)))  # (B H L)
+        return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)), extent)  # (B H L)
 
     def spike_fan_outs(self) -> list[tuple[nn.Module, int]]:
         """Every spike-emitting neuron of this block with the fan-out of one of its spikes (the
@@ -191,7 +199,17 @@ class SpikeBranch(nn.Module):
         uniforms_out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         spikes_in = self.input_spikes(drive, mask, uniforms_in)  # (B H L)
-        membrane = self.dropout(self.ssm(spikes_in))  # (B H L)
+        return self.output(self.ssm(spikes_in), mask, uniforms_out)
+
+    def output(
+        self,
+        membrane: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        uniforms_out: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Steps 2 (the dropout) to 4 from the SSM's output ``membrane`` (B, H, L): the block
+        runs its branches' SSMs as one convolution (:func:`convolution.joint_convolution`)."""
+        membrane = self.dropout(membrane)  # (B H L)
         drive_out = self.output_affine(self.activation_dropout(F.gelu(membrane)))
         mask_out = mask if self.mask_outputs else None
         return self.output_spikes(drive_out, mask_out, uniforms_out)  # (B H L)
@@ -247,16 +265,19 @@ class ClampFuse(nn.Module):
         self.post_norm = nn.Identity() if settings.prenorm else norm
         self.dropout = make_dropout(settings.dropout, settings.tie_dropout)
 
-    def drives(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``x`` (B, H, L) → one drive (B, H, L) per branch."""
+    def drives(self, x: torch.Tensor, extent: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``x`` (B, H, L) → one drive (B, H, L) per branch; ``extent`` (1, 1, L) or None:
+        the steps a BatchNorm's statistics cover (:func:`apply_norm`)."""
         drives = [affine(x) for affine in self.affines]
-        drives[0] = self.pre_norm(drives[0])
+        drives[0] = apply_norm(self.pre_norm, drives[0], extent)
         return drives
 
-    def forward(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mixed: torch.Tensor, extent: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Residual stream ``x`` and the block's mixed output (both (B, H, L)) → new stream."""
         out = x + self.dropout(mixed) if self.residual else mixed
-        return self.post_norm(out)
+        return apply_norm(self.post_norm, out, extent)
 
     @property
     def norm(self) -> nn.Module:
@@ -367,3 +388,45 @@ def norm_macs_per_step(norm: nn.Module, width: int) -> int:
     if isinstance(norm, nn.Identity):
         return 0
     raise TypeError(f"no energy counting rule for normalisation {type(norm).__name__}")
+
+
+def batch_extent(lengths: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """(1, 1, L): 1 at the steps ``t < max(lengths)`` (the batch before any bucket padding,
+    :func:`~pspikessm.data.collate.bucket_length`), or None where that is every step.
+
+    BatchNorm's training statistics cover these steps only, so padding a batch beyond its
+    longest sequence changes no result. Eager on CPU the check is free and the plain
+    BatchNorm runs when nothing is padded; on a GPU or under ``torch.compile`` the check would
+    wait for the device (or break the graph), so the extent is always applied there.
+    """
+    if lengths is None:
+        return None
+    if not (lengths.is_cuda or torch.compiler.is_compiling()) and int(lengths.max()) >= length:
+        return None
+    steps = torch.arange(length, device=lengths.device)
+    return (steps < lengths.max()).view(1, 1, -1)
+
+
+def apply_norm(norm: nn.Module, x: torch.Tensor, extent: torch.Tensor | None) -> torch.Tensor:
+    """``norm(x)`` for ``x`` (B, H, L), with a training BatchNorm's statistics (and running
+    statistics) taken over the steps of ``extent`` (1, 1, L) only (:func:`batch_extent`)."""
+    if extent is None or not (isinstance(norm, nn.BatchNorm1d) and norm.training):
+        return norm(x)
+    weights = extent.to(x.dtype)
+    count = weights.sum() * x.shape[0]
+    mean = (x * weights).sum(dim=(0, 2)) / count  # (H)
+    var = ((x - mean.view(1, -1, 1)).square() * weights).sum(dim=(0, 2)) / count  # (H)
+    if norm.track_running_stats:
+        norm.num_batches_tracked.add_(1)
+        momentum = norm.momentum
+        if momentum is None:  # cumulative average, as BatchNorm1d's
+            momentum = 1.0 / norm.num_batches_tracked
+        with torch.no_grad():
+            unbiased = var * count / (count - 1).clamp_min(1.0)
+            norm.running_mean.lerp_(mean.detach(), momentum)
+            norm.running_var.lerp_(unbiased.detach(), momentum)
+    scale = torch.rsqrt(var + norm.eps)  # (H)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -mean * scale if norm.bias is None else norm.bias - mean * scale
+    return torch.addcmul(shift.view(1, -1, 1), scale.view(1, -1, 1), x)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -53,11 +54,33 @@ def optimizer_settings(trainer: L.Trainer) -> dict[str, Any]:
     return settings
 
 
+#: How an optimiser computes its update, not what it computes (the fused AdamW on a GPU, the
+#: for-each one on CPU): a run may resume across them.
+_IMPLEMENTATION_OPTIONS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _training_settings(settings: Any) -> Any:
+    """``settings`` (of :func:`optimizer_settings`) without the implementation options."""
+    if not isinstance(settings, Mapping):
+        return settings
+    out = {}
+    for name, entry in settings.items():
+        if isinstance(entry, Mapping) and isinstance(entry.get("groups"), Mapping):
+            groups = {
+                number: {k: v for k, v in group.items() if k not in _IMPLEMENTATION_OPTIONS}
+                for number, group in entry["groups"].items()
+            }
+            entry = {**entry, "groups": groups}
+        out[name] = entry
+    return out
+
+
 def check_optimizer(saved: Any, current: dict[str, Any], reset: bool) -> bool:
     """Whether to replace the checkpoint's optimiser state (``reset`` and the settings differ);
     raises ValueError when they differ and ``reset`` is off."""
     if saved is None:  # a checkpoint from before these settings were recorded
         return False
+    saved, current = _training_settings(saved), _training_settings(current)
     differences = setting_differences(saved, current, current_name="config")
     if not differences:
         return False
