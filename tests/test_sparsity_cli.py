@@ -158,11 +158,17 @@ def test_tensorboard_views_of_a_short_run(tiny_quickstart_run):
     with open(test_run / "energy.csv", newline="") as file:
         assert [row["row"] for row in csv.DictReader(file)] == list(ENERGY_ROWS)
 
-    # HPARAMS: model and data settings; hp_metric the best val/acc, then test/acc.
+    # HPARAMS: the compared settings; hp_metric the best val/acc, then test/acc.
     values, metrics = hparams(fit_events)
-    assert metrics == ["hp_metric"]
-    assert values["backbone/init_args/d_model"] == 16 and values["lr"] == pytest.approx(0.012)
-    assert values["max_length"] == 64 and values["batch_size"] == 32
+    assert metrics == [
+        "hp_metric",
+        "val/acc_best",
+        "test/acc",
+        "sparsity/val/rate",
+        "energy/saving",
+    ]
+    assert values["d_model"] == 16 and values["lr"] == pytest.approx(0.012)
+    assert values["kernel"] == "diag" and values["batch_size"] == 32
     best = latest_scalar(fit_events, "val/acc_best")
     assert latest_scalar(fit_events, "hp_metric") == pytest.approx(best)
     assert latest_scalar(test_events, "hp_metric") == pytest.approx(

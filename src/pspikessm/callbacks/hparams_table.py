@@ -82,6 +82,8 @@ def compared_values(
     values = {}
     for name in names:
         value = special[name] if name in special else next(_found(arguments, name), None)
+        if isinstance(value, Mapping) and "name" in value:  # a typed choice: {name, init_args}
+            value = value["name"]
         if isinstance(value, (bool, int, float, str)):
             values[name] = value
         elif value is not None:
