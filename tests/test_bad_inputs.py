@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
+from helpers.task_files import tone_clips, write_aan, write_speech
 from pspikessm.cli import cli_main
 from pspikessm.data import RetrievalDataModule, SpeechCommandsDataModule
-from task_files import tone_clips, write_aan, write_speech
 
 ROOT = Path(__file__).resolve().parents[1]
 

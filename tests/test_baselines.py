@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data.listops import ListOpsDataModule
 from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers

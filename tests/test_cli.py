@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from helpers.cli_args import TINY_LISTOPS, fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main, main
 from pspikessm.data.listops_generator import write_listops
 from pspikessm.module import SequenceClassifier

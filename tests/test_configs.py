@@ -17,7 +17,7 @@ import lightning as L
 import pytest
 import yaml
 
-from conftest import tiny_model_args
+from helpers.cli_args import tiny_model_args
 from pspikessm.cli import cli_main
 
 REPO = Path(__file__).resolve().parents[1]

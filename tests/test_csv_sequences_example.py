@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.forking_guide import guide_block, guide_commands
 from pspikessm.cli import cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "csv_sequences"
-GUIDE = REPO / "docs" / "forking.md"
 
 
 @pytest.fixture
@@ -24,18 +24,6 @@ def example(monkeypatch):
     import make_toy_data
 
     return csv_sequences, make_toy_data
-
-
-def guide_commands(prefix: str) -> list[str]:
-    """Lines of the guide that start with ``prefix``."""
-    return [line for line in GUIDE.read_text().splitlines() if line.startswith(prefix)]
-
-
-def guide_block(language: str, after: str) -> str:
-    """The first fenced ``language`` block of the guide after the line ``after``."""
-    text = GUIDE.read_text()
-    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
-    return text[start : text.index("```", start)]
 
 
 def run_guide_command(line: str, monkeypatch, extra: list[str]):

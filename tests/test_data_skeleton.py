@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import pspikessm.data.base as base
-from conftest import tiny_model_args
-from http_server import serve
+from helpers.cli_args import tiny_model_args
+from helpers.http_server import serve
+from helpers.served_tasks import URL_VARIABLE
+from helpers.task_files import tone_clips, write_cifar, write_speech
 from pspikessm.data import (
     CIFAR10DataModule,
     IMDBDataModule,
@@ -29,8 +31,6 @@ from pspikessm.data import (
 from pspikessm.data.download import CIFAR10, LRA_RELEASE
 from pspikessm.data.errors import DataNotFound
 from pspikessm.data.splits import seeded_split
-from served_tasks import URL_VARIABLE
-from task_files import tone_clips, write_cifar, write_speech
 
 
 def tar_of(folder: Path, arcname: str, mode: str = "w:gz") -> bytes:
@@ -188,7 +188,7 @@ def test_two_process_run_downloads_once(listops_dir, tmp_path):
             sys.executable, "-m", "pspikessm", "fit",
             "--config", str(root / "configs" / "quickstart.yaml"),
             "--config", str(root / "configs" / "trainer" / "ddp.yaml"),
-            "--data=served_tasks.ServedListOps",
+            "--data=helpers.served_tasks.ServedListOps",
             f"--data.init_args.data_dir={tmp_path / 'data'}",
             "--data.init_args.generate=null",  # the quickstart's generator: off
             "--data.init_args.download=true",

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from http_server import serve
+from helpers.http_server import serve
 from pspikessm.data import (
     CIFAR10DataModule,
     IMDBDataModule,
@@ -92,8 +92,8 @@ def test_missing_files_error_says_what_where_and_how(tmp_path, make, expected):
 def test_data_module_downloads_when_files_are_absent(tmp_path, monkeypatch):
     """IMDB with ``download=True`` and an empty ``data_dir`` fetches, verifies and reads the
     tarball (served here from a file:// URL)."""
+    from helpers.task_files import write_imdb
     from pspikessm.data.download import IMDB
-    from task_files import write_imdb
 
     write_imdb(tmp_path / "mirror", per_class=2, tarball=True)
     tarball = tmp_path / "mirror" / "aclImdb_v1.tar.gz"

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from helpers.tensorboard_events import latest_text, load
 from pspikessm.callbacks.energy import EnergyEstimate
 from pspikessm.callbacks.energy_counts import fft_conv_macs
 from pspikessm.callbacks.energy_table import format_table
@@ -19,7 +20,6 @@ from pspikessm.data.collate import pad_collate, pad_pair_collate
 from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.models.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
-from tensorboard_events import latest_text, load
 
 
 def forced_model(second_branch: bool = False, mixer: str = "gelu") -> SequenceClassifier:

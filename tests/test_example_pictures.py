@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from helpers.spiking_doubles import ForcedSpikes, alternating_uniforms, token_batches
+from helpers.tensorboard_events import figure_pixels, latest_image, latest_text, load
 from pspikessm.callbacks import FiringRateMonitor
 from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.sparsity_plots import (
@@ -19,8 +21,6 @@ from pspikessm.callbacks.sparsity_plots import (
 )
 from pspikessm.models import PSpikeSSM
 from pspikessm.module import SequenceClassifier
-from spiking_doubles import ForcedSpikes, alternating_uniforms, token_batches
-from tensorboard_events import figure_pixels, latest_image, latest_text, load
 
 LENGTHS = [5, 3, 8, 1, 6, 2]  # first batch of 4: [5, 3, 8, 1], the longest is example 2
 P_IN = [1.0, 0.5, 0.0, 0.0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks import NonFiniteLossError
 from pspikessm.cli import cli_main
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import tiny_model_args
+from helpers.cli_args import tiny_model_args
 from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
 
@@ -97,7 +97,11 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(listops_dir, tmp_
         if signal_name is None:
             result = attempt([*argv, "--ckpt_path", "last"], None)
         else:
-            extra = ["--ckpt_path", "last", "--trainer.callbacks+=fault_injection.InjectFault"]
+            extra = [
+                "--ckpt_path",
+                "last",
+                "--trainer.callbacks+=helpers.fault_injection.InjectFault",
+            ]
             result = attempt([*argv, *extra], f"{signal_name}:{point}:{step}")
         where = f"attempt {number} ({signal_name} {point} {step})"
         assert result == status, where

@@ -11,9 +11,9 @@ import pytest
 import torch
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
+from helpers.spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
 from pspikessm.module import SequenceClassifier
-from spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 
 LENGTHS = [5, 3, 8, 1, 6, 2]  # padded in batches of 4: padding must not count
 P_IN = [1.0, 0.5, 0.0, 0.0]

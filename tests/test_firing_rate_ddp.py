@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import tiny_model_args
+from helpers.cli_args import tiny_model_args
 from pspikessm.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]

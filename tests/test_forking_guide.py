@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
+from helpers.forking_guide import guide_block
 from pspikessm.cli import cli_main
-from test_csv_sequences_example import guide_block
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
 from pspikessm.cli import cli_main
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
 

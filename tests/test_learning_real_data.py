@@ -21,9 +21,9 @@ import soundfile
 import torch
 import torchaudio
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
+from helpers.task_files import write_mnist, write_speech
 from pspikessm.cli import cli_main
-from task_files import write_mnist, write_speech
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

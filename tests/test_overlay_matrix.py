@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from helpers.cli_args import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from helpers.task_configs import TASKS
 from pspikessm.cli import cli_main
 from pspikessm.data.listops_generator import write_listops
-from test_task_configs import TASKS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 OVERLAYS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))

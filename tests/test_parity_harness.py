@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_model_args
+from helpers.cli_args import tiny_model_args
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.models import PSpikeSSM
 from pspikessm.models.settings import BlockSettings

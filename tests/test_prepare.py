@@ -10,14 +10,14 @@ from dataclasses import replace
 import pytest
 
 import pspikessm.data.base as base
-from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
-from http_server import serve
+from helpers.cli_args import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from helpers.http_server import serve
+from helpers.task_configs import CONFIGS, TASKS
+from helpers.task_files import write_imdb
 from pspikessm.cli import cli_main, main
 from pspikessm.data import IMDBDataModule
 from pspikessm.data.download import IMDB
 from pspikessm.data.listops_generator import write_listops
-from task_files import write_imdb
-from test_task_configs import CONFIGS, TASKS
 
 #: config → (writer of its tiny data set, overrides): every task config, ListOps included.
 ALL_TASKS = {

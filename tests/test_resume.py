@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
 
@@ -136,7 +136,7 @@ def test_the_command_exits_with_75_when_preempted(listops_dir, tmp_path, monkeyp
     monkeypatch.setenv("PSPIKESSM_FAULT", "SIGTERM:train:2")
     args = run_args(listops_dir, tmp_path, max_epochs=1)
     with pytest.raises(SystemExit) as stopped:
-        main([*args, "--trainer.callbacks+=fault_injection.InjectFault"])
+        main([*args, "--trainer.callbacks+=helpers.fault_injection.InjectFault"])
     assert stopped.value.code == PREEMPTED_EXIT_CODE
     assert last_checkpoint(tmp_path)["global_step"] == 3
 
@@ -145,7 +145,7 @@ def test_a_signal_before_training_writes_nothing(listops_dir, tmp_path, monkeypa
     monkeypatch.setenv("PSPIKESSM_FAULT", "SIGTERM:sanity:0")
     args = run_args(listops_dir, tmp_path, max_epochs=1)
     with pytest.raises(SystemExit) as stopped:
-        main([*args, "--trainer.callbacks+=fault_injection.InjectFault"])
+        main([*args, "--trainer.callbacks+=helpers.fault_injection.InjectFault"])
     assert stopped.value.code == PREEMPTED_EXIT_CODE
     assert list((tmp_path / "logs" / "quickstart").iterdir()) == []  # no run folder
 

@@ -14,9 +14,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers.tensorboard_events import hparams, latest_text, load
 from pspikessm.callbacks import RunSummary
 from pspikessm.callbacks.run_summary import firing_rates_by_layer, format_duration
-from tensorboard_events import hparams, latest_text, load
 
 ACCURACIES = [0.2, 0.5, 0.4, 0.45]  # val/acc of epochs 0..3: the best is epoch 1
 TEST_ACCURACY = 0.3

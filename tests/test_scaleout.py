@@ -14,7 +14,7 @@ import yaml
 from lightning.pytorch.strategies import DDPStrategy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main
 from pspikessm.data import ListOpsDataModule
@@ -42,7 +42,7 @@ def run_args(listops_dir: Path, logs: Path) -> list[str]:
         "--trainer.max_epochs=1",
         f"--trainer.logger.init_args.save_dir={logs}",
         "--trainer.enable_model_summary=false",
-        "--trainer.callbacks+=ddp_probe.RankProbe",
+        "--trainer.callbacks+=helpers.ddp_probe.RankProbe",
         *tiny_model_args(),
     ]  # fmt: skip
 
@@ -161,7 +161,7 @@ def test_ddp_processes_stop_together_when_one_is_signalled(listops_dir, tmp_path
     last = tmp_path / "logs" / "quickstart" / "run" / "checkpoints" / "last.ckpt"
     faulty = {**env, "PSPIKESSM_FAULT": "SIGTERM:train:3:1"}
     stopped = subprocess.run(
-        [*command, "--trainer.callbacks+=fault_injection.InjectFault"],
+        [*command, "--trainer.callbacks+=helpers.fault_injection.InjectFault"],
         env=faulty, cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert stopped.returncode == PREEMPTED_EXIT_CODE, stopped.stderr[-3000:]

@@ -17,14 +17,8 @@ import yaml
 from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY_LISTOPS, fast_trainer_args, tiny_model_args
-from pspikessm.callbacks import spike_sources
-from pspikessm.callbacks.sparsity_plots import layers_raster_figure, raster_figure
-from pspikessm.cli import cli_main, main
-from pspikessm.data import ListOpsDataModule
-from pspikessm.data.listops_generator import write_listops
-from pspikessm.module import SequenceClassifier
-from tensorboard_events import (
+from helpers.cli_args import TINY_LISTOPS, fast_trainer_args, tiny_model_args
+from helpers.tensorboard_events import (
     figure_pixels,
     hparams,
     latest_image,
@@ -34,6 +28,12 @@ from tensorboard_events import (
     load,
     matching,
 )
+from pspikessm.callbacks import spike_sources
+from pspikessm.callbacks.sparsity_plots import layers_raster_figure, raster_figure
+from pspikessm.cli import cli_main, main
+from pspikessm.data import ListOpsDataModule
+from pspikessm.data.listops_generator import write_listops
+from pspikessm.module import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("layer0/input", "layer0/output")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from helpers.spiking_doubles import ForcedSpikes, token_batches
+from helpers.tensorboard_events import layout_charts, load, matching
 from pspikessm.callbacks import FiringRateMonitor
 from pspikessm.callbacks.sparsity_layout import CATEGORY, sparsity_layout
 from pspikessm.module import SequenceClassifier
-from spiking_doubles import ForcedSpikes, token_batches
-from tensorboard_events import layout_charts, load, matching
 
 
 def test_charts_select_every_source_of_their_stage_by_name():

@@ -10,6 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.task_files import (
+    random_mnist,
+    tone_clips,
+    write_aan,
+    write_cifar,
+    write_imdb,
+    write_pathfinder,
+    write_speech,
+)
 from pspikessm.data import (
     CIFAR10DataModule,
     IMDBDataModule,
@@ -21,15 +30,6 @@ from pspikessm.data import (
 from pspikessm.data.idx import read_idx, write_idx
 from pspikessm.data.mnist import bitrev_permutation
 from pspikessm.data.speech_commands import SC10, SC35
-from task_files import (
-    random_mnist,
-    tone_clips,
-    write_aan,
-    write_cifar,
-    write_imdb,
-    write_pathfinder,
-    write_speech,
-)
 
 
 def splits(module):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
 from pspikessm.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]

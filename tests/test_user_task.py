@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
 from pspikessm.cli import cli_main, main
 from pspikessm.data.protocol import protocol_value
 from pspikessm.module import SequenceClassifier

@@ -1,6 +1,6 @@
 """A test-only callback: what each process sees when training starts and ends (JSON per rank).
 
-Used by ``test_scaleout.py`` through ``--trainer.callbacks+=ddp_probe.RankProbe`` with
+Used by ``test_scaleout.py`` through ``--trainer.callbacks+=helpers.ddp_probe.RankProbe`` with
 ``tests/`` on PYTHONPATH; writes ``$PSPIKESSM_PROBE_DIR/rank{r}.json``.
 """
 

@@ -1,6 +1,6 @@
 """A test-only callback that signals its own process at a chosen point of a ``fit``.
 
-Used by ``test_fault_injection.py`` through ``--trainer.callbacks+=fault_injection.InjectFault``
+Used by ``test_fault_injection.py`` through ``--trainer.callbacks+=helpers.fault_injection.InjectFault``
 with ``tests/`` on PYTHONPATH. ``$PSPIKESSM_FAULT`` is ``SIGNAL:POINT:STEP[:RANK]`` (RANK: only
 that process signals itself; default: every process):
 
