@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 TESTS = Path(__file__).resolve().parent
 
 
@@ -38,18 +36,16 @@ def edits_sys_path(path: Path) -> bool:
 SYS_PATH_PENDING = {"benchmarks/test_parity_harness.py", "benchmarks/test_parity_pins.py"}
 
 
-@pytest.mark.parametrize(
-    "path", sorted(TESTS.rglob("*.py")), ids=lambda p: str(p.relative_to(TESTS))
-)
-def test_no_test_module_imports_another_or_edits_sys_path(path: Path):
-    forbidden = {
-        name for name in imported_names(path) if name == "conftest" or name.startswith("test_")
-    }
-    assert not forbidden, f"{path}: imports {sorted(forbidden)}; move shared code to tests/helpers/"
-    if str(path.relative_to(TESTS)) not in SYS_PATH_PENDING:
-        assert not edits_sys_path(path), (
-            f"{path}: edits sys.path; use pytest's pythonpath setting or monkeypatch.syspath_prepend"
-        )
+def test_no_test_module_imports_another_or_edits_sys_path():
+    offences = []
+    for path in sorted(TESTS.rglob("*.py")):
+        name = str(path.relative_to(TESTS))
+        imports = {m for m in imported_names(path) if m == "conftest" or m.startswith("test_")}
+        if imports:
+            offences.append(f"{name} imports {sorted(imports)}: move shared code to tests/helpers/")
+        if edits_sys_path(path) and name not in SYS_PATH_PENDING:
+            offences.append(f"{name} edits sys.path: use pytest's pythonpath or monkeypatch")
+    assert offences == []
 
 
 def test_the_rules_catch_a_test_import_and_a_sys_path_edit(tmp_path):

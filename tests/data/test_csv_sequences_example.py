@@ -12,7 +12,7 @@ import torch
 from helpers.forking_guide import guide_block, guide_commands
 from pspikessm.cli import cli_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "csv_sequences"
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from helpers.cli_args import tiny_model_args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from authors_model import authors_vocabulary  # noqa: E402

@@ -15,7 +15,7 @@ from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_args(listops_dir: Path, tmp_path: Path, max_epochs: int) -> list[str]:

@@ -11,7 +11,7 @@ from helpers.cli_args import fast_trainer_args
 from helpers.forking_guide import guide_block
 from pspikessm.cli import cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers.cli_args import fast_trainer_args
 from pspikessm.cli import cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 NEURON_MODULE = '''
 """A deterministic spiking neuron: 1[x > threshold], straight-through inside [0, 1]."""

@@ -35,7 +35,7 @@ from pspikessm.data import ListOpsDataModule
 from pspikessm.data.listops_generator import write_listops
 from pspikessm.module import SequenceClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("layer0/input", "layer0/output")
 STAGES = ("train", "val", "test")
 ENERGY_ROWS = ("encoder", "layer0", "head", "total")

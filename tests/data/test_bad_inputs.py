@@ -16,7 +16,7 @@ from helpers.task_files import tone_clips, write_aan, write_speech
 from pspikessm.cli import cli_main
 from pspikessm.data import RetrievalDataModule, SpeechCommandsDataModule
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quickstart_fit(data_dir: Path, tmp_path: Path) -> list[str]:

@@ -13,7 +13,7 @@ from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.optim import warmup_cosine_lambda
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fit_args(listops_dir: Path, tmp_path: Path, lr: float, max_epochs: int) -> list[str]:

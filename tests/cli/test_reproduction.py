@@ -15,7 +15,7 @@ from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.models.registry import resolve_class
 from pspikessm.models.ssm_conv import KERNELS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reproduction.md"
 #: Section of the document → the config that is that official experiment.
 TASKS = {

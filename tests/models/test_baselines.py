@@ -18,7 +18,7 @@ from pspikessm.models.real_valued import RealValued
 from pspikessm.models.spike_sampler import SpikeSampler
 from pspikessm.module import SequenceClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 VARIANTS = {
     "pspike": {},

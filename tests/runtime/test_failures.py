@@ -11,7 +11,7 @@ from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.callbacks import NonFiniteLossError
 from pspikessm.cli import cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(listops_dir, tmp_path):

@@ -160,7 +160,7 @@ def test_generator_needs_neither_torch_nor_lightning() -> None:
         "    assert error.code == 2\n"
         "assert not {'torch', 'lightning'} & set(sys.modules), sorted(sys.modules)\n"
     )
-    source = Path(__file__).resolve().parents[1] / "src"
+    source = Path(__file__).resolve().parents[2] / "src"
     result = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(source)},
         capture_output=True, text=True, timeout=120,

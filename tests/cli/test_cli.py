@@ -16,7 +16,7 @@ from pspikessm.cli import cli_main, main
 from pspikessm.data.listops_generator import write_listops
 from pspikessm.module import SequenceClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def listops_args(tmp_path: Path, listops_dir: Path) -> list[str]:

@@ -15,7 +15,7 @@ from pspikessm.models.settings import BlockSettings
 from pspikessm.models.spike_sampler import StochasticSpike
 from pspikessm.models.ssm_conv import SSMConvolution
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quick_fit_args(listops_dir: Path, tmp_path: Path) -> list[str]:

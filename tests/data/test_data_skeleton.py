@@ -179,7 +179,7 @@ def test_fractions_outside_the_range_name_the_option(tmp_path, fraction):
 def test_two_process_run_downloads_once(listops_dir, tmp_path):
     """`fit` with download=true on two DDP processes (gloo, CPU): rank 0 downloads in
     prepare_data while rank 1 waits; the local server counts one request."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     release = tar_of(listops_dir, "lra_release", mode="w")
     with serve({"lra_release.gz": release}) as served:
         env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{root / 'tests'}")

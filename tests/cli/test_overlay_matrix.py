@@ -13,7 +13,7 @@ from helpers.task_configs import TASKS
 from pspikessm.cli import cli_main
 from pspikessm.data.listops_generator import write_listops
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 OVERLAYS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 #: Overlays that make sense together: the non-spiking and LIF baselines on the S4D kernel,
 #: and switches of the paper's block combined.

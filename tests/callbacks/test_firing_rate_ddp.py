@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from helpers.cli_args import tiny_model_args
 from pspikessm.cli import cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def validate(tmp_path: Path, listops_dir: Path, devices: int) -> dict[str, float]:

@@ -20,7 +20,7 @@ from helpers.cli_args import tiny_model_args
 from pspikessm.callbacks.preemption import PREEMPTED_EXIT_CODE
 from pspikessm.cli import cli_main, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: (signal, point, global step) of each attempt, its exit status and the step of the
 #: last.ckpt it leaves. 6 training steps per epoch, validation at the end of each epoch.

@@ -20,7 +20,7 @@ import yaml
 from helpers.cli_args import tiny_model_args
 from pspikessm.cli import cli_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 BASE = REPO / "configs" / "quickstart.yaml"
 #: Run anywhere: what a config says about devices is tested where those devices exist.
