@@ -51,6 +51,7 @@ def validate(tmp_path: Path, listops_dir: Path, devices: int) -> dict[str, float
     }
 
 
+@pytest.mark.slow
 def test_two_processes_log_the_same_global_rates_as_one(tmp_path, listops_dir):
     single = validate(tmp_path, listops_dir, devices=1)
     double = validate(tmp_path, listops_dir, devices=2)

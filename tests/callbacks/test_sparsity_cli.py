@@ -210,6 +210,7 @@ def test_notebook_is_committed_without_outputs():
             assert not cell.outputs and cell.execution_count is None
 
 
+@pytest.mark.slow
 def test_notebook_opens_the_newest_run_and_executes(tiny_quickstart_run, tmp_path, monkeypatch):
     # The working directory holds logs/ with the tiny run and an older run: no variable set.
     (tmp_path / "logs").mkdir()

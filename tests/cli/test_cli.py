@@ -152,6 +152,7 @@ def test_an_error_in_a_linked_value_arrives_unwrapped(tmp_path, listops_dir) -> 
     assert "compute_fn" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_normal_run_prints_no_warnings(tmp_path, listops_dir) -> None:
     args = [
         *listops_args(tmp_path, listops_dir),

@@ -47,6 +47,7 @@ def run_args(listops_dir: Path, logs: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_the_global_batch(listops_dir, tmp_path, monkeypatch):
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests'}")
     env["PSPIKESSM_PROBE_DIR"] = str(tmp_path / "probe_ddp")

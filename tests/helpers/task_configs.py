@@ -28,3 +28,6 @@ TASKS = {
     "speech/sc10.yaml": (lambda d: write_speech(d, tone_clips(["yes", "no"], 4)), []),
     "speech/sc35.yaml": (lambda d: write_speech(d, tone_clips(["bed", "cat"], 4)), []),
 }
+
+#: Tasks of 16k steps: a CLI run on them takes several times a short task's, so the slow tier.
+LONG_TASKS = ("lra/pathx.yaml", "speech/sc10.yaml", "speech/sc35.yaml")

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -89,6 +90,7 @@ def logged(run_dir: Path) -> dict[tuple[str, int], float]:
     return values
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(listops_dir, tmp_path):
     argv = run_args(listops_dir, tmp_path / "logs")
     run = tmp_path / "logs" / "quickstart" / "run"

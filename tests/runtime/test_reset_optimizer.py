@@ -55,6 +55,7 @@ def resume(args: list[str], checkpoint: Path) -> OptimizerAtStart:
     return probe
 
 
+@pytest.mark.slow
 def test_a_new_learning_rate_is_refused_then_applied_with_reset_optimizer(listops_dir, tmp_path):
     cli_main(["fit", *fit_args(listops_dir, tmp_path, lr=0.004, max_epochs=1)])
     run = tmp_path / "logs" / "quickstart" / "version_0"

@@ -105,6 +105,7 @@ def preempted_fit(args: list[str], signal_callback: SendSignal) -> int:
     return stopped.value.code
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "step", "in_validation", "saved_step"),
     [
@@ -150,6 +151,7 @@ def test_a_signal_before_training_writes_nothing(listops_dir, tmp_path, monkeypa
     assert list((tmp_path / "logs" / "quickstart").iterdir()) == []  # no run folder
 
 
+@pytest.mark.slow
 def test_a_resume_records_its_config_beside_the_first_and_a_failed_one_writes_nothing(
     listops_dir, tmp_path
 ):
@@ -174,6 +176,7 @@ def test_a_resume_records_its_config_beside_the_first_and_a_failed_one_writes_no
     assert f"# from checkpoint {run / 'checkpoints' / 'last.ckpt'} (global step 6)" in second
 
 
+@pytest.mark.slow
 def test_a_new_run_refuses_a_run_folder_that_holds_one(listops_dir, tmp_path):
     args = [*run_args(listops_dir, tmp_path, max_epochs=1), "--trainer.logger.init_args.version=a"]
     cli_main([*args, "--ckpt_path", "last"])  # nothing to resume yet: a new run
@@ -184,6 +187,7 @@ def test_a_new_run_refuses_a_run_folder_that_holds_one(listops_dir, tmp_path):
     assert last.read_bytes() == saved
 
 
+@pytest.mark.slow
 def test_slurm_requeue_still_happens_on_sigusr1(listops_dir, tmp_path, monkeypatch):
     # A SLURM step as Lightning detects it, and an scontrol that records its arguments.
     bin_dir = tmp_path / "bin"
