@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from helpers.spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
@@ -111,6 +111,16 @@ def test_missing_logger_is_a_clear_error(tmp_path):
         run = trainer(tmp_path, logger=False)
     with pytest.raises(ValueError, match="FiringRateMonitor needs a logger"):
         run.validate(classifier(), dataloaders=token_batches(LENGTHS, 4), verbose=False)
+
+
+@pytest.mark.parametrize("fast_dev_run", [False, True])
+def test_a_logger_without_tensorboard_warns_except_in_a_dry_run(tmp_path, fast_dev_run):
+    run = trainer(tmp_path, logger=CSVLogger(tmp_path), fast_dev_run=fast_dev_run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.validate(classifier(), dataloaders=token_batches(LENGTHS, 4), verbose=False)
+    warned = [w for w in caught if "no TensorBoardLogger" in str(w.message)]
+    assert len(warned) == (0 if fast_dev_run else 1)
 
 
 class ThresholdSpikes(torch.nn.Module):
