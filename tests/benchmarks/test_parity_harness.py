@@ -25,6 +25,7 @@ from parity_transfer import weight_map  # noqa: E402
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops  # noqa: E402
 
 
+@pytest.mark.slow
 def test_parity_without_checkout_skips(tmp_path: Path) -> None:
     for extra in ([], ["--authors", str(tmp_path)]):
         done = subprocess.run(

@@ -94,6 +94,7 @@ def test_listops_model_starts_as_the_authors_does(tmp_path: Path) -> None:
         assert ours[key] == pytest.approx(expected, abs=tolerance), key
 
 
+@pytest.mark.slow
 def test_masking_output_padding_is_the_named_switch(tmp_path: Path) -> None:
     switch = "--model.backbone.init_args.block.mask_output_padding=true"
     ours = listops_statistics(tmp_path, [switch])

@@ -37,6 +37,24 @@ def config_id(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
+#: A CLI parse costs about a second: the fast tier parses the quickstart, one task config, one
+#: model overlay and one trainer preset; the slow tier every config.
+FAST_CONFIGS = {
+    "configs/quickstart.yaml",
+    "configs/lra/listops.yaml",
+    "configs/model/lif_ssm.yaml",
+    "configs/trainer/ddp.yaml",
+}
+TIERED_CONFIGS = [
+    pytest.param(
+        path,
+        marks=[] if config_id(path) in FAST_CONFIGS else [pytest.mark.slow],
+        id=config_id(path),
+    )
+    for path in CONFIGS
+]
+
+
 def header(path: Path) -> list[str]:
     """The leading comment lines of ``path``, without the ``#``."""
     lines = []
@@ -111,7 +129,7 @@ def same(written: object, resolved: object) -> bool:
     return written == resolved
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=config_id)
+@pytest.mark.parametrize("path", TIERED_CONFIGS)
 def test_print_config_shows_the_full_resolved_configuration(path: Path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["fit", *config_args(path), "--print_config"])
@@ -126,7 +144,7 @@ def test_print_config_shows_the_full_resolved_configuration(path: Path, capsys):
     assert "optimizer" not in resolved  # one optimiser mechanism (configure_optimizers)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=config_id)
+@pytest.mark.parametrize("path", TIERED_CONFIGS)
 def test_model_and_trainer_instantiate(path: Path, tmp_path: Path):
     content = yaml.safe_load(path.read_text()) or {}
     backbone = content.get("model", {}).get("backbone", {}).get("init_args", {})

@@ -32,7 +32,13 @@ def prepare(args: list[str], capsys) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("config", sorted(ALL_TASKS))
+@pytest.mark.parametrize(
+    "config",
+    [  # A CLI parse per task: the quickstart's in the fast tier, every task in the slow one.
+        pytest.param(c, marks=[] if c == "quickstart.yaml" else [pytest.mark.slow])
+        for c in sorted(ALL_TASKS)
+    ],
+)
 def test_prepare_every_task_once(tmp_path, capsys, monkeypatch, config):
     write, extra = ALL_TASKS[config]
     data_dir = tmp_path / "data"

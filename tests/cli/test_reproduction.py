@@ -109,7 +109,14 @@ DATA = {
 }
 
 
-@pytest.mark.parametrize("row", sections()["Parameter counts"], ids=lambda row: row[0])
+@pytest.mark.parametrize(
+    "row",
+    # Paper-size models: ListOps (the smallest) in the fast tier, the others in the slow one.
+    [
+        pytest.param(row, marks=[] if row[0] == "ListOps" else [pytest.mark.slow], id=row[0])
+        for row in sections()["Parameter counts"]
+    ],
+)
 def test_parameter_counts(row, capsys):
     task = row[0]
     config = resolved(next(v for k, v in TASKS.items() if k.startswith(task)), capsys)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.cli_args import fast_trainer_args, tiny_model_args
-from helpers.task_configs import CONFIGS, LONG_TASKS, TASKS
+from helpers.task_configs import CONFIGS, FAST_TASKS, TASKS
 from pspikessm.cli import cli_main
 
 
@@ -20,7 +20,7 @@ def test_every_task_config_is_tested():
 
 @pytest.mark.parametrize(
     "config",
-    [pytest.param(c, marks=pytest.mark.slow) if c in LONG_TASKS else c for c in sorted(TASKS)],
+    [c if c in FAST_TASKS else pytest.param(c, marks=pytest.mark.slow) for c in sorted(TASKS)],
 )
 def test_config_fast_dev_run(tmp_path, config):
     write, extra = TASKS[config]
