@@ -96,7 +96,9 @@ def test_a_resumed_run_keeps_the_best_epoch(tmp_path, capsys):
     last = tmp_path / "run" / "version_0" / "checkpoints" / "last.ckpt"
     capsys.readouterr()
     resumed = trainer(tmp_path, max_epochs=4, summary=RunSummary())
-    resumed.fit(ScriptedAccuracy(), loader(), loader(), ckpt_path=last)
+    # A resume writes into the run's own checkpoint folder, which Lightning remarks on.
+    with pytest.warns(UserWarning, match="exists and is not empty"):
+        resumed.fit(ScriptedAccuracy(), loader(), loader(), ckpt_path=last)
     assert "best val/acc: 0.5000 at epoch 1" in capsys.readouterr().out
     assert events(tmp_path).Scalars("hp_metric")[-1].value == pytest.approx(0.5)
 
