@@ -8,7 +8,7 @@ import lightning
 import pytest
 import torch
 
-from conftest import fast_trainer_args, tiny_model_args
+from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.models import BlockSettings, PSpikeSSM
 from pspikessm.module import SequenceClassifier

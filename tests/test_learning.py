@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from conftest import fast_trainer_args
+import pytest
+
+from helpers.cli_args import fast_trainer_args
 from pspikessm.cli import cli_main
 from pspikessm.data.listops_generator import ListOpsGeneratorConfig, write_listops
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quickstart_model_beats_majority_class(tmp_path: Path) -> None:
     data_dir = tmp_path / "listops"
     write_listops(

@@ -21,9 +21,9 @@ import soundfile
 import torch
 import torchaudio
 
-from conftest import fast_trainer_args
+from helpers.cli_args import fast_trainer_args
+from helpers.task_files import write_mnist, write_speech
 from pspikessm.cli import cli_main
-from task_files import write_mnist, write_speech
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -58,6 +58,7 @@ def small_model(d_model: int = 32, d_state: int = 16, n_layers: int = 2) -> list
     ]
 
 
+@pytest.mark.slow
 def test_mnist_pipeline_learns_handwritten_digits(tmp_path, one_thread):
     from sklearn.datasets import load_digits
 
@@ -101,6 +102,7 @@ def speak(word: str, voice: str, speed: int, pitch: int, path: Path) -> np.ndarr
     return torchaudio.functional.resample(torch.from_numpy(audio), rate, 16000).numpy()[:16000]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_speech_commands_pipeline_learns_spoken_words(tmp_path, one_thread):
     raw = tmp_path / "raw.wav"

@@ -1,4 +1,4 @@
-"""Record what ``tests/test_parity_pins.py`` pins: the authors' initial statistics on a fixed batch.
+"""Record what ``tests/benchmarks/test_parity_pins.py`` pins: the authors' initial statistics on a fixed batch.
 
     pip install einops omegaconf
     python -m benchmarks.parity.pins --authors /path/to/PSpikeSSMs

@@ -238,7 +238,8 @@ class FiringRateMonitor(L.Callback):
     def _tensorboard(self, trainer: L.Trainer):
         """The SummaryWriter of the trainer's TensorBoardLogger, or None (warned once)."""
         writer = tensorboard_writer(trainer)
-        if writer is None and not self._warned_no_tensorboard:
+        # fast_dev_run swaps every logger for a dummy on purpose: nothing to warn about.
+        if writer is None and not self._warned_no_tensorboard and not trainer.fast_dev_run:
             rank_zero_warn(
                 "FiringRateMonitor: no TensorBoardLogger; histograms, images and the "
                 "custom-scalars layout skipped"
