@@ -153,3 +153,40 @@ def test_files_and_functions_are_short(path: Path):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1
             assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length} lines"
+
+
+#: Lightning's private state the package touches (attributes of its Trainer and modules).
+LIGHTNING_PRIVATE = {
+    "_trainer",
+    "fit_loop",
+    "_log_hyperparams",
+    "batch_progress",
+    "_checkpoint_connector",
+    "_logger_connector",
+    "_accelerator_connector",
+    "_results",
+}
+
+
+def private_lightning_uses(path: Path) -> list[str]:
+    """``file:line attribute`` of each use of :data:`LIGHTNING_PRIVATE` in ``path``'s code."""
+    return [
+        f"{path.relative_to(SOURCE)}:{node.lineno} {node.attr}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in LIGHTNING_PRIVATE
+    ]
+
+
+def test_lightning_internals_only_in_the_runtime_package():
+    """A Lightning upgrade has one package to check: pspikessm.runtime (each use there names
+    the Lightning version it was checked with)."""
+    runtime = SOURCE / "pspikessm" / "runtime"
+    outside = [
+        use
+        for path in SOURCE.rglob("*.py")
+        if runtime not in path.parents
+        for use in private_lightning_uses(path)
+    ]
+    assert outside == []
+    inside = [use for path in runtime.rglob("*.py") for use in private_lightning_uses(path)]
+    assert any("_log_hyperparams" in use for use in inside)  # the check sees real uses

@@ -71,7 +71,7 @@ class FiringRateMonitor(L.Callback):
         self._hooks = ForwardHooks()
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
-        self._trainer: L.Trainer | None = None
+        self._attached_trainer: L.Trainer | None = None
         self._step_before_batch = 0
         self._capture_example = False
         self._warned_no_tensorboard = False
@@ -86,7 +86,7 @@ class FiringRateMonitor(L.Callback):
                 "lightning.pytorch.loggers.TensorBoardLogger); the trainer has none"
             )
         self._hooks.remove()
-        self._trainer = trainer
+        self._attached_trainer = trainer
         self._sources = self._hooks.on_spikes(pl_module, self._observe)
         if not self._sources:
             rank_zero_warn(
@@ -113,10 +113,10 @@ class FiringRateMonitor(L.Callback):
         self._hooks.remove()
         self._counts.clear()
         self.example.clear()
-        self._trainer = None
+        self._attached_trainer = None
 
     def _stage(self) -> str | None:
-        trainer = self._trainer
+        trainer = self._attached_trainer
         if trainer is None or trainer.sanity_checking:
             return None
         if trainer.training:
@@ -145,7 +145,7 @@ class FiringRateMonitor(L.Callback):
         self._step_before_batch = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._trainer_logs_this_step(trainer):
+        if self._attached_trainer_logs_this_step(trainer):
             self._log_stage(trainer, pl_module, "train", on_step=True)
 
     def _trainer_logs_this_step(self, trainer: L.Trainer) -> bool:

@@ -18,6 +18,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from pspikessm.runtime.lightning_internals import skip_lightning_hparams_logging
+
 HP_METRIC = "hp_metric"
 
 #: Columns of the HPARAMS tab, in order. ``task`` is the run's name (the logger's ``name``,
@@ -100,9 +102,7 @@ def takes_over_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> bool
     :func:`write_hparams` instead; whether it did."""
     if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
         return False
-    pl_module._log_hyperparams = False  # read by Lightning's _log_hyperparams, after setup
-    if trainer.datamodule is not None:
-        trainer.datamodule._log_hyperparams = False
+    skip_lightning_hparams_logging(pl_module, trainer.datamodule)
     return True
 
 

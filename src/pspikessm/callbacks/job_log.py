@@ -96,7 +96,14 @@ class JobLog(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = self._last_line = _clock()
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         now = _clock()
         if self.every_seconds <= 0 or now - self._last_line < self.every_seconds:
             return
@@ -105,7 +112,7 @@ class JobLog(L.Callback):
         of = f"/{batches}" if isinstance(batches, int) else ""
         parts = [
             _epoch_and_step(trainer),
-            f"batch {trainer.fit_loop.epoch_loop.batch_idx + 1}{of}",
+            f"batch {batch_idx + 1}{of}",
             *_metric_parts(trainer.callback_metrics, [("train/loss_step", "train/loss")]),
             f"{format_duration(now - self._epoch_started)} into the epoch",
         ]
