@@ -11,10 +11,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.cli_args import fast_trainer_args, tiny_model_args
+from helpers.scripted_runs import TEST_ACCURACY, ScriptedAccuracy, loader
 from helpers.tensorboard_events import hparams, latest_text, load
 from pspikessm.callbacks import RunSummary
 from pspikessm.callbacks.hparams_table import COMPARED, METRICS
@@ -22,34 +21,6 @@ from pspikessm.callbacks.run_summary import firing_rates_by_layer, format_durati
 from pspikessm.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-ACCURACIES = [0.2, 0.5, 0.4, 0.45]  # val/acc of epochs 0..3: the best is epoch 1
-TEST_ACCURACY = 0.3
-
-
-class ScriptedAccuracy(L.LightningModule):
-    """Logs ``val/acc`` = ``accuracies[epoch]`` and ``test/acc`` = ``test_accuracy``."""
-
-    def __init__(self, accuracies=tuple(ACCURACIES), test_accuracy=TEST_ACCURACY, width=3):
-        super().__init__()
-        self.save_hyperparameters()
-        self.layer = nn.Linear(1, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).sum()
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val/acc", self.hparams.accuracies[self.current_epoch])
-
-    def test_step(self, batch, batch_idx):
-        self.log("test/acc", self.hparams.test_accuracy)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.0)
-
-
-def loader() -> DataLoader:
-    return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=1)  # two steps per epoch
 
 
 def trainer(tmp_path: Path, max_epochs: int, summary: RunSummary) -> L.Trainer:

@@ -13,9 +13,9 @@ import lightning as L
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from test_run_summary import ScriptedAccuracy, loader
 from torch.utils.tensorboard import SummaryWriter
 
+from helpers.scripted_runs import ScriptedAccuracy, loader
 from pspikessm.callbacks import RunSummary
 from pspikessm.callbacks.run_status import STATUS_FILE, update_status
 from pspikessm.cli import main
