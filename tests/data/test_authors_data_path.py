@@ -139,7 +139,7 @@ def test_the_sc10_authors_config_is_theirs():
 def test_the_reproduction_table_of_the_authors_sc10_is_the_config(capsys):
     """docs/reproduction.md's Speech Commands table, cell by cell, against the resolved config
     (as test_reproduction.py holds the LRA and psMNIST tables)."""
-    from test_reproduction import expectations, lookup, resolved, sections
+    from helpers.reproduction_tables import expectations, lookup, resolved, sections
 
     config = resolved("configs/speech/sc10_authors.yaml", capsys)
     rows = sections()["Speech Commands SC10 (the authors' data path)"]

@@ -145,7 +145,7 @@ class FiringRateMonitor(L.Callback):
         self._step_before_batch = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._attached_trainer_logs_this_step(trainer):
+        if self._trainer_logs_this_step(trainer):
             self._log_stage(trainer, pl_module, "train", on_step=True)
 
     def _trainer_logs_this_step(self, trainer: L.Trainer) -> bool:

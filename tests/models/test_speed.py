@@ -17,8 +17,7 @@ from pspikessm.optim import build_adamw, fused_update_allowed
 #: two-sided DPLR kernel cut from l_max, the second branch), small.
 LISTOPS_BLOCK = dict(
     d_state=4,
-    kernel="dplr",
-    kernel_args={"l_max": 32},
+    kernel={"name": "dplr", "init_args": {"l_max": 32}},
     two_sided=True,
     second_branch=True,
     norm="batch",
@@ -140,7 +139,7 @@ def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "benchmarks.speed.gpu", "--device", "cpu", "--quick"]
     command += ["--no-write"]
     command += ["--cases", "listops_b8", "pathx_b2", "--repeats", "1", "--warmup", "1"]
@@ -180,7 +179,7 @@ def test_compile_option_takes_a_mode_and_names_the_choices():
 def test_a_run_resumes_across_fused_and_for_each_adamw():
     """A checkpoint of a GPU run (fused AdamW) resumes on CPU (for-each) and back: how the
     update is computed is no optimiser setting; the learning rate still is."""
-    from pspikessm.resume_checks import check_optimizer
+    from pspikessm.runtime.resume_checks import check_optimizer
 
     group = {"lr": 1e-3, "weight_decay": 0.01, "betas": (0.9, 0.999)}
     on_gpu = {"optimizer0": {"class": "AdamW", "groups": {"0": {**group, "fused": True}}}}
