@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -53,25 +52,25 @@ def quickstart_args(listops_dir: Path, tmp_path: Path, max_epochs: int = 1) -> l
     ]  # fmt: skip
 
 
-def in_fork(target, *args) -> int | None:
-    """Run ``target(*args)`` in a forked process (output discarded); its exit status."""
+def cli_process(argv: list[str], fault: str | None = None) -> subprocess.Popen:
+    """``pspikessm <argv>`` in a fresh interpreter, as a scheduler starts it (output discarded);
+    ``fault`` (``SIGNAL:point:step``) for :class:`helpers.fault_injection.InjectFault`.
 
-    def run() -> None:
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(descriptor, 1)
-        os.dup2(descriptor, 2)
-        target(*args)
-
-    process = multiprocessing.get_context("fork").Process(target=run)
-    process.start()
-    process.join(timeout=300)
-    return process.exitcode
-
-
-def run_main(argv: list[str], fault: str | None = None) -> None:
+    Not a fork of this process: a fork taken while another thread (a TensorBoard writer of an
+    earlier test) holds a lock can hang in the child.
+    """
+    paths = [ROOT / "src", ROOT / "tests", ROOT, os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
+    env.pop("PSPIKESSM_FAULT", None)
     if fault is not None:
-        os.environ["PSPIKESSM_FAULT"] = fault
-    main(argv)
+        env["PSPIKESSM_FAULT"] = fault
+    command = [sys.executable, "-m", "pspikessm", *argv]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_cli(argv: list[str], fault: str | None = None) -> int:
+    """The exit status of :func:`cli_process`."""
+    return cli_process(argv, fault).wait(timeout=600)
 
 
 # --- 1. One run per folder --------------------------------------------------------------------
@@ -80,18 +79,8 @@ def run_main(argv: list[str], fault: str | None = None) -> None:
 @pytest.mark.slow
 def test_runs_started_together_get_separate_folders(listops_dir, tmp_path):
     args = [*quickstart_args(listops_dir, tmp_path), "--trainer.limit_train_batches=2"]
-    context = multiprocessing.get_context("fork")
-    processes = [
-        context.Process(target=in_fork, args=(run_main, args))  # each its own pid
-        for _ in range(3)
-    ]
-    statuses = []
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=300)
-        statuses.append(process.exitcode)
-    assert statuses == [0, 0, 0]
+    processes = [cli_process(args) for _ in range(3)]  # started together
+    assert [process.wait(timeout=600) for process in processes] == [0, 0, 0]
     runs = sorted((tmp_path / "logs" / "quickstart").iterdir())
     assert [run.name for run in runs] == ["version_0", "version_1", "version_2"]
     for run in runs:  # each a whole run: its config, its checkpoint, no lock left
@@ -195,8 +184,7 @@ def test_mid_epoch_resume_without_total_steps_is_exact(listops_dir, tmp_path, co
     whole = tmp_path / "whole"
     cli_main(for_folder(whole))
     parts = tmp_path / "parts"
-    status = in_fork(
-        run_main,
+    status = run_cli(
         [*for_folder(parts), "--trainer.callbacks+=helpers.fault_injection.InjectFault"],
         "SIGTERM:train:8",
     )
@@ -251,13 +239,14 @@ def test_checkpoints_and_config_records_are_group_readable(listops_dir, tmp_path
 # --- 5. Exit 75 on every preemption path ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["SIGTERM:setup:0", "SIGTERM:repeat:2"])
 def test_every_preemption_path_exits_with_75(listops_dir, tmp_path, fault):
     args = [
         *quickstart_args(listops_dir, tmp_path),
         "--trainer.callbacks+=helpers.fault_injection.InjectFault",
     ]
-    assert in_fork(run_main, args, fault) == PREEMPTED_EXIT_CODE
+    assert run_cli(args, fault) == PREEMPTED_EXIT_CODE
     run = tmp_path / "logs" / "quickstart" / "version_0"
     if fault.endswith(":setup:0"):  # before training: nothing written, no run folder left
         assert not run.exists()
