@@ -21,6 +21,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback
 
 from helpers.cli_args import fast_trainer_args, tiny_model_args
+from helpers.cli_process import cli_process, run_cli
 from pspikessm import files
 from pspikessm.cli import cli_main, main
 from pspikessm.data import ListOpsDataModule
@@ -50,27 +51,6 @@ def quickstart_args(listops_dir: Path, tmp_path: Path, max_epochs: int = 1) -> l
         *fast_trainer_args(tmp_path),
         *tiny_model_args(),
     ]  # fmt: skip
-
-
-def cli_process(argv: list[str], fault: str | None = None) -> subprocess.Popen:
-    """``pspikessm <argv>`` in a fresh interpreter, as a scheduler starts it (output discarded);
-    ``fault`` (``SIGNAL:point:step``) for :class:`helpers.fault_injection.InjectFault`.
-
-    Not a fork of this process: a fork taken while another thread (a TensorBoard writer of an
-    earlier test) holds a lock can hang in the child.
-    """
-    paths = [ROOT / "src", ROOT / "tests", ROOT, os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
-    env.pop("PSPIKESSM_FAULT", None)
-    if fault is not None:
-        env["PSPIKESSM_FAULT"] = fault
-    command = [sys.executable, "-m", "pspikessm", *argv]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def run_cli(argv: list[str], fault: str | None = None) -> int:
-    """The exit status of :func:`cli_process`."""
-    return cli_process(argv, fault).wait(timeout=600)
 
 
 # --- 1. One run per folder --------------------------------------------------------------------

@@ -2,15 +2,12 @@
 in a checkpoint write) and resumed each time ends exactly where an uninterrupted run ends.
 
 Every attempt is ``pspikessm fit ... --ckpt_path last`` (the console entry point, ``main``) in
-a subprocess, as a requeued SLURM job runs it; ``fault_injection.InjectFault`` sends the signal
-(see there for the points). The subprocesses are forked from this one, which has torch and
-Lightning imported already: a fresh interpreter per attempt would triple the test's time.
+a fresh interpreter, as a requeued SLURM job runs it (:mod:`helpers.cli_process`);
+``fault_injection.InjectFault`` sends the signal (see there for the points).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers.cli_args import tiny_model_args
-from pspikessm.cli import cli_main, main
+from helpers.cli_process import run_cli
+from pspikessm.cli import cli_main
 from pspikessm.runtime.callbacks import PREEMPTED_EXIT_CODE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,23 +56,9 @@ def run_args(listops_dir: Path, logs: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def attempt(argv: list[str], fault: str | None) -> int | None:
-    """Run ``pspikessm <argv>`` in a forked process (output discarded); its exit status."""
-
-    def run() -> None:
-        if fault is not None:
-            os.environ["PSPIKESSM_FAULT"] = fault
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(descriptor, 1)
-        os.dup2(descriptor, 2)
-        main(argv)
-
-    process = multiprocessing.get_context("fork").Process(target=run)
-    process.start()
-    process.join(timeout=300)
-    if process.exitcode is None:
-        process.kill()
-    return process.exitcode
+def attempt(argv: list[str], fault: str | None) -> int:
+    """``pspikessm <argv>`` in a fresh interpreter (output discarded); its exit status."""
+    return run_cli(argv, fault, timeout=300)
 
 
 def logged(run_dir: Path) -> dict[tuple[str, int], float]:
