@@ -86,6 +86,7 @@ def test_unknown_eval_mode_is_named() -> None:
         SequenceClassifier(backbone(), eval_mode="vote")
 
 
+@pytest.mark.slow  # a fit; the modes themselves are checked fast
 def test_mode_is_logged_with_the_validation_metrics(listops_dir: Path, tmp_path: Path) -> None:
     cli = cli_main(
         [

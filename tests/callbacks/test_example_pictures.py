@@ -57,7 +57,10 @@ def validate(tmp_path, monitor: FiringRateMonitor, eval_mode: str = "sample") ->
     return load(run)
 
 
-@pytest.mark.parametrize(("example_index", "chosen", "length"), [(None, 2, 8), (3, 3, 1)])
+@pytest.mark.parametrize(
+    ("example_index", "chosen", "length"),
+    [(None, 2, 8), pytest.param(3, 3, 1, marks=pytest.mark.slow)],
+)
 def test_pictures_show_the_chosen_example_over_its_length(tmp_path, example_index, chosen, length):
     events = validate(tmp_path, FiringRateMonitor(example_index=example_index))
     caption = f"example {chosen}, {length} steps"
@@ -131,6 +134,7 @@ def test_pair_batches_pick_the_longest_document():
     assert pictures.chosen == (1, 9) and pictures.spikes["layer0/input"].shape == (2, 9)
 
 
+@pytest.mark.slow  # a fit; one-branch pictures stay fast
 def test_a_two_branch_model_gets_four_sources_per_layer_in_its_pictures(tmp_path):
     backbone = PSpikeSSM(num_classes=2, vocab_size=20, d_model=4, n_layers=2)  # second branch
     module = SequenceClassifier(backbone, num_classes=2, scheduler="constant")

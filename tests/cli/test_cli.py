@@ -64,6 +64,7 @@ def test_fit_writes_logs_config_checkpoints_and_resumes(tmp_path: Path, listops_
     assert resumed.trainer.global_step == 2 * first.trainer.global_step
 
 
+@pytest.mark.slow  # ckpt_path_last[test] keeps `test` fast
 def test_test_subcommand_and_checkpoint_reload(tmp_path: Path, listops_dir: Path) -> None:
     args = listops_args(tmp_path, listops_dir)
     fit = cli_main(["fit", *args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
@@ -114,7 +115,14 @@ def fitted(tmp_path_factory) -> tuple[Path, list[str], Path]:
     )
 
 
-@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+@pytest.mark.parametrize(
+    "subcommand",
+    [
+        pytest.param("validate", marks=pytest.mark.slow),
+        "test",
+        pytest.param("predict", marks=pytest.mark.slow),
+    ],
+)
 def test_ckpt_path_last_loads_the_newest_runs_last_checkpoint(fitted, subcommand) -> None:
     _, args, last = fitted
     cli = cli_main([subcommand, *args, "--ckpt_path=last"])
@@ -137,7 +145,14 @@ def test_ckpt_path_last_without_a_run_names_where_it_looked(tmp_path, listops_di
         cli_main(["test", *listops_args(tmp_path, listops_dir), "--ckpt_path=last"])
 
 
-@pytest.mark.parametrize("command", ["validate", "test", "predict", "energy", "fit"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        *(pytest.param(c, marks=pytest.mark.slow) for c in ("validate", "predict", "energy")),
+        "test",
+        "fit",
+    ],
+)
 def test_a_checkpoint_of_another_architecture_is_refused_by_every_command(fitted, command):
     _, args, last = fitted
     other = [*args, "--model.backbone.init_args.d_model=32", f"--ckpt_path={last}"]

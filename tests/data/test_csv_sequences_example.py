@@ -42,6 +42,7 @@ def run_guide_command(line: str, monkeypatch, extra: list[str]):
     return make_toy_data.main(words[2:] + extra)
 
 
+@pytest.mark.slow  # trains; the guide model variant stays fast
 def test_guide_commands_train_the_example(tmp_path, monkeypatch, example):
     make = guide_commands("python examples/csv_sequences/make_toy_data.py")
     fit = guide_commands("PYTHONPATH=examples/csv_sequences pspikessm fit")

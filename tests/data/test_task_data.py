@@ -110,6 +110,7 @@ def test_cifar_grayscale_split_and_normalisation(tmp_path):
         assert label == batch[b"labels"][index]
 
 
+@pytest.mark.slow  # all 2^24 colours
 def test_cifar_gray_levels_are_pils_for_every_colour():
     """to_grayscale (integer arithmetic) against PIL's convert("L") on all 2^24 colours."""
     colours = np.arange(1 << 24, dtype=np.int64)

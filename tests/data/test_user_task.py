@@ -112,6 +112,7 @@ def test_user_backbone_without_vocab_size_or_d_input(tmp_path, monkeypatch):
     assert cli.model.backbone.head.out_features == 3  # num_classes linked, the others skipped
 
 
+@pytest.mark.slow  # fit then reload; the user module trains fast
 def test_checkpoint_of_a_backbone_without_linked_parameters_reloads(tmp_path, monkeypatch):
     config = write_user_task(tmp_path, "user_task_d", monkeypatch)
     args = ["--config", str(config), "--model.backbone=user_task_d.MeanPool", "--data.vocab=6"]
@@ -137,6 +138,7 @@ def test_missing_num_classes_is_a_clear_error(tmp_path, monkeypatch):
     assert "compute_fn" not in str(raised.value)  # not wrapped in jsonargparse's link error
 
 
+@pytest.mark.slow  # fit then energy
 def test_energy_takes_a_user_data_module_that_fit_takes(tmp_path, monkeypatch, capsys):
     config = write_user_task(tmp_path, "user_task_e", monkeypatch)
     args = ["--config", str(config), *fast_trainer_args(tmp_path)]

@@ -150,6 +150,7 @@ OVERLAYS = {
 }
 
 
+@pytest.mark.slow  # a fit per overlay; the overlay matrix is slow too
 def test_model_overlays_select_their_model(listops_dir: Path, tmp_path: Path) -> None:
     """Every configs/model/*.yaml, applied after the task config, sets what it says and keeps
     the task's settings (here the ListOps config's two-sided kernels)."""
