@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("section", "module"),
-    [("## Add a neuron", "my_neurons"), ("## Add an SSM kernel", "my_kernels")],
+    [
+        ("## Add a neuron", "my_neurons"),
+        # The kernel trains the DPLR-sized path (a few seconds): slow tier.
+        pytest.param("## Add an SSM kernel", "my_kernels", marks=pytest.mark.slow),
+    ],
 )
 def test_guide_neuron_and_kernel_train_by_class_path(section, module, tmp_path, monkeypatch):
     (tmp_path / f"{module}.py").write_text(guide_block("python", section))
