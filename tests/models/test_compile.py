@@ -93,15 +93,13 @@ def test_firing_rate_hooks_keep_one_graph_once_their_counters_exist():
     import types
 
     from pspikessm.callbacks import FiringRateMonitor
-    from pspikessm.callbacks.spike_sources import spike_sources
 
     backbone = small_backbone("configs/lra/listops.yaml")
     monitor = FiringRateMonitor()
-    monitor._trainer = types.SimpleNamespace(
+    monitor._attached_trainer = types.SimpleNamespace(
         sanity_checking=False, training=True, validating=False, testing=False
     )
-    for name, module in spike_sources(backbone):
-        module.register_forward_hook(monitor._hook(name), with_kwargs=True)
+    monitor._hooks.on_spikes(backbone, monitor._observe)  # the hooks its setup installs
     batch = small_batch(backbone)
     counts = []
     for _ in range(2):
