@@ -29,3 +29,28 @@ def fast_trainer_args(tmp_path: Path) -> list[str]:
         "--trainer.devices=1",
         "--trainer.enable_model_summary=false",
     ]
+
+
+def toy_quickstart_args(
+    listops_dir: Path, tmp_path: Path, max_epochs: int = 1, total_steps: int | None = None
+) -> list[str]:
+    """``fit`` of the quickstart config on ``listops_dir`` (:data:`TINY_LISTOPS`), toy-sized:
+    6 training steps and 4 validation batches per epoch, no callbacks, no progress bar;
+    ``total_steps`` None leaves the schedule to the trainer's estimate."""
+    config = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    schedule = [] if total_steps is None else [f"--model.total_steps={total_steps}"]
+    return [
+        "fit",
+        "--config", str(config),
+        f"--data.init_args.data_dir={listops_dir}",
+        "--data.init_args.generate=null",
+        "--data.init_args.batch_size=16",
+        "--data.init_args.eval_batch_size=8",
+        "--model.warmup_steps=2",
+        *schedule,
+        f"--trainer.max_epochs={max_epochs}",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_progress_bar=false",
+        *fast_trainer_args(tmp_path),
+        *tiny_model_args(),
+    ]  # fmt: skip

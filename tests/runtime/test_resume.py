@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from helpers.cli_args import fast_trainer_args, tiny_model_args
+from helpers.cli_args import toy_quickstart_args
 from pspikessm.cli import cli_main, main
 from pspikessm.runtime.callbacks import PREEMPTED_EXIT_CODE
 
@@ -19,22 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_args(listops_dir: Path, tmp_path: Path, max_epochs: int) -> list[str]:
-    """Toy quickstart, 6 steps per epoch, 4 validation batches; spikes sampled throughout."""
-    return [
-        "fit",
-        "--config", str(ROOT / "configs" / "quickstart.yaml"),
-        f"--data.init_args.data_dir={listops_dir}",
-        "--data.init_args.generate=null",
-        "--data.init_args.batch_size=16",
-        "--data.init_args.eval_batch_size=8",
-        "--model.warmup_steps=2",
-        "--model.total_steps=12",  # the schedule must not depend on where a run stops
-        f"--trainer.max_epochs={max_epochs}",
-        "--trainer.callbacks=[]",
-        "--trainer.enable_progress_bar=false",
-        *fast_trainer_args(tmp_path),
-        *tiny_model_args(),
-    ]  # fmt: skip
+    """The toy quickstart; ``total_steps`` fixed: the schedule must not depend on where a run
+    stops."""
+    return toy_quickstart_args(listops_dir, tmp_path, max_epochs, total_steps=12)
 
 
 def run_dir(tmp_path: Path, version: int = 0) -> Path:
