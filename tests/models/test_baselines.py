@@ -124,29 +124,16 @@ def test_bad_switches_name_the_valid_choices() -> None:
         LIFNeuron(surrogate="sigmoid")
 
 
-#: configs/model/*.yaml → the block settings each one sets.
+#: configs/model/*.yaml → the block settings each one sets (the baselines' as trained above).
 OVERLAYS = {
-    "fast": {"kernel": "diag", "second_branch": False},
+    "fast": VARIANTS["fast"],
     "diag": {"kernel": "diag"},
     "dplr": {"kernel": "dplr"},
     "one_branch": {"second_branch": False},
     "independent_uniforms": {"share_uniforms": False},
     "untied_dropout": {"tie_dropout": False},
-    "nonspiking": {"neuron": "gelu"},
-    "binary_s4d": {"neuron": {"name": "binary", "init_args": {"threshold": 0.5}}, "kernel": "diag"},
-    "lif_ssm": {
-        "neuron": {
-            "name": "lif",
-            "init_args": {
-                "beta": 0.9,
-                "threshold": 1.0,
-                "reset": "subtract",
-                "surrogate": "arctan",
-            },
-        }
-    },
-    "no_mixer": {"mixer": "none", "second_branch": False},
-    "relu_mixer": {"mixer": "relu"},
+    "nonspiking": VARIANTS["s4"],
+    **{name: VARIANTS[name] for name in ("binary_s4d", "lif_ssm", "no_mixer", "relu_mixer")},
 }
 
 
