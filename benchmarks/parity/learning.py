@@ -55,6 +55,7 @@ from benchmarks.parity.learning_runs import (
     LISTOPS,
     ROOT,
     Variant,
+    listops_set,
     parse_variant,
     step_times,
     train_run,
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
     parser.add_argument("--eval-every", type=int, default=250, help="validation interval, steps")
+    parser.add_argument(
+        "--train-rows",
+        type=int,
+        default=LISTOPS["num_train"],
+        help="training expressions of the generated set (a set per size: name its --data-dir)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one thread each)")
     parser.add_argument("--timing-repeats", type=int, default=40)
     parser.add_argument("--same-within", type=float, default=0.05)
@@ -102,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--only: unknown variants {sorted(unknown)}; known: {names}")
         variants = [v for v in variants if v.name in {BUDGET, *args.only}]
     args.variants = [Variant(v.name, [*v.items, *args.set]) for v in variants]
+    args.listops = listops_set(args.train_rows)
     return args
 
 
@@ -172,7 +180,9 @@ def measured_step_times(args: argparse.Namespace, cached: dict[str, float]) -> d
         budget = cached[BUDGET]
     else:
         begun = time.perf_counter()
-        measured = step_times([args.variants[0], *missing], args.data_dir, args.timing_repeats)
+        measured = step_times(
+            [args.variants[0], *missing], args.data_dir, args.timing_repeats, args.listops
+        )
         print(f"# step times of {len(missing) + 1} variants: {time.perf_counter() - begun:.0f} s")
         budget = cached[BUDGET] = measured[BUDGET]
         for variant in missing:
@@ -194,7 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     info = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
-    common = {"data_dir": args.data_dir, "runs_dir": args.runs_dir, "eval_every": args.eval_every}
+    common = {
+        "data_dir": args.data_dir,
+        "runs_dir": args.runs_dir,
+        "eval_every": args.eval_every,
+        **({} if args.listops is LISTOPS else {"listops": args.listops}),
+    }
     cache = load_cache(args.cache)
     if not args.report_only:  # the report names the command and machine that trained
         command = command_line().replace(" --no-write", "")
@@ -236,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": info,
             "command": command,
             "date": started.isoformat(timespec="minutes"),
-            "data": LISTOPS,
+            "data": args.listops,
             "rows": rows,
             "runs": records,
         }
@@ -297,9 +312,9 @@ def markdown(
     header = (
         f"## Learning speed (`{command}`)\n\n"
         f"{started:%d %b %Y %H:%M} UTC. Generated ListOps (LRA grammar: "
-        f"{LISTOPS['min_length']}-{LISTOPS['max_length']} tokens, depth ≤ "
-        f"{LISTOPS['max_depth']}, ≤ {LISTOPS['max_args']} arguments; "
-        f"{LISTOPS['num_train']} training, {LISTOPS['num_val']} held-back validation "
+        f"{args.listops['min_length']}-{args.listops['max_length']} tokens, depth ≤ "
+        f"{args.listops['max_depth']}, ≤ {args.listops['max_args']} arguments; "
+        f"{args.listops['num_train']} training, {args.listops['num_val']} held-back validation "
         f"expressions), the quickstart model (H=64, 2 layers, S4D, one branch) built by the CLI "
         f"from `configs/quickstart.yaml` + each variant's items; seeds {args.seeds}, one torch "
         f"thread per run. val/acc: end of run, spikes sampled (mean ± std over seeds). Gap: "
