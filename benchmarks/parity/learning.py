@@ -60,6 +60,7 @@ from benchmarks.parity.learning_runs import (
     step_times,
     train_run,
 )
+from benchmarks.parity.study_table import load_runs, study_markdown, study_rows
 
 REFERENCE, BUDGET = "nonspiking", "pspike"
 DEFAULT_VARIANTS = [Variant(BUDGET, []), Variant(REFERENCE, ["configs/model/nonspiking.yaml"])]
@@ -71,7 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=ITEM[,ITEM]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="train only these variants (pspike is timed)"
+    )
     parser.add_argument("--eval-every", type=int, default=250, help="validation interval, steps")
     parser.add_argument(
         "--train-rows",
@@ -94,6 +97,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--report-only",
         action="store_true",
         help="no timing, no training: the table of the runs --cache holds (after a kill)",
+    )
+    parser.add_argument(
+        "--study",
+        nargs="+",
+        type=Path,
+        metavar="CACHE",
+        help="no training: the per-variant study table (best val/acc, expected, gap, training "
+        "loss, silent neurons, rate, CPU ms/step) of the runs these --cache files hold, "
+        "whatever code wrote them (each file's command is listed)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args(argv)
@@ -201,6 +213,12 @@ def summary(values: Iterable[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.study:
+        rows = study_rows(load_runs(args.study)[0])
+        for row in rows:
+            emit({f"{row['name']}_{k}": v for k, v in row.items() if isinstance(v, float)})
+        print(study_markdown(rows, load_runs(args.study)[1]))
+        return
     torch.set_num_threads(1)
     info = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -231,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         for v in args.variants
         for steps in sorted({args.steps, steps_at_equal_time[v.name]})
     ]
+    if args.only:  # `pspike` is timed as the budget, trained only when named
+        jobs = [job for job in jobs if job["variant"].name in args.only]
     jobs.sort(
         key=lambda job: (args.seeds.index(job["seed"]), -job["steps"] * times[job["variant"].name])
     )

@@ -70,15 +70,26 @@ class NormalizedSampler(nn.Module):
     ``clamp(scale z + offset, -1, 1)``), with the sampler's surrogate. Whatever the drive's
     learned scale and shift, each neuron keeps the same share of its drives inside the window,
     so it can neither fall silent nor saturate.
+
+    ``samples``: the mean of that many independent draws per step (a population of
+    ``samples`` neurons per channel: the sampling noise's variance divided by ``samples``);
+    ``sample=False``: the firing probability itself, no sampling (deterministic).
     """
 
     emits_spikes = True
 
     def __init__(
-        self, scale: float = 1.0, offset: float = 0.0, signed: bool = False, eps: float = 1e-5
+        self,
+        scale: float = 1.0,
+        offset: float = 0.0,
+        signed: bool = False,
+        eps: float = 1e-5,
+        samples: int = 1,
+        sample: bool = True,
     ) -> None:
         super().__init__()
         self.scale, self.offset, self.eps = scale, offset, eps
+        self.samples, self.sample = samples, sample
         self.signed = signed
         self.sample_in_eval = True
         self.firing_window = (-1.0, 1.0) if signed else (0.0, 1.0)
@@ -107,7 +118,10 @@ class NormalizedSampler(nn.Module):
             mean, var = self.running_mean, self.running_var
         z = (x - mean.view(1, -1, 1)) * torch.rsqrt(var.view(1, -1, 1) + self.eps)
         drive = self.scale * z + self.offset
-        if self.training or self.sample_in_eval:
-            return StochasticSpike.apply(drive, uniforms, mask, self.signed)
+        if self.sample and (self.training or self.sample_in_eval):
+            draws = [
+                StochasticSpike.apply(drive, None, mask, self.signed) for _ in range(self.samples)
+            ]
+            return draws[0] if self.samples == 1 else torch.stack(draws).mean(0)
         probability = drive.clamp(*self.firing_window)
         return probability if mask is None else probability * mask

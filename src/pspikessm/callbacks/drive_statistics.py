@@ -9,7 +9,9 @@ lie outside the window and their mean, from the same forward hooks that count th
 
 A neuron declares its window with the attribute ``firing_window = (low, high)``
 (:func:`firing_window`); a neuron without one (LIF: its surrogate passes gradient everywhere)
-gets the mean drive only.
+gets the mean drive only. A neuron that maps its input into the window first (the
+:class:`~pspikessm.models.neurons.normalized.NormalizedSpikeSampler`) has a method
+``window_drive(x)`` that gives the drive in the window's units (:func:`drive_in_window`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ def firing_window(neuron: nn.Module) -> tuple[float, float] | None:
     """The drive interval ``(low, high)`` inside which ``neuron`` passes gradient, or None."""
     window = getattr(neuron, "firing_window", None)
     return None if window is None else (float(window[0]), float(window[1]))
+
+
+def drive_in_window(neuron: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The drive of ``neuron``'s last call (B, H, L) in its firing window's units, from its
+    input ``x``: ``neuron.window_drive(x)`` where the neuron has that method, else ``x``."""
+    window_drive = getattr(neuron, "window_drive", None)
+    return x if window_drive is None else window_drive(x)
 
 
 class DriveStatistics(Metric):

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
-from pspikessm.callbacks.drive_statistics import DriveStatistics, firing_window
+from pspikessm.callbacks.drive_statistics import DriveStatistics, drive_in_window, firing_window
 from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
 from pspikessm.callbacks.spike_sources import ForwardHooks, SpikeCounts, spike_populations
@@ -92,6 +92,7 @@ class FiringRateMonitor(L.Callback):
         self._drives: dict[str, dict[str, DriveStatistics]] = defaultdict(dict)
         self._signed: dict[str, bool] = {}
         self._windows: dict[str, tuple[float, float] | None] = {}
+        self._neurons: dict[str, nn.Module] = {}
         self._attached_trainer: L.Trainer | None = None
         self._step_before_batch = 0
         self._capture_example = False
@@ -110,6 +111,7 @@ class FiringRateMonitor(L.Callback):
         self._attached_trainer = trainer
         self._sources = self._hooks.on_spikes(pl_module, self._observe, drives=True)
         self._signed = {name: bool(getattr(m, "signed", False)) for name, m in self._sources}
+        self._neurons = dict(self._sources)
         self._windows = {name: firing_window(m) for name, m in self._sources}
         if not self._sources:
             rank_zero_warn(
@@ -169,7 +171,8 @@ class FiringRateMonitor(L.Callback):
         if drives is None:
             drives = DriveStatistics(self._windows.get(name)).to(spikes.device)
             self._drives[stage][name] = drives
-        drives.update(drive, mask)
+        with torch.no_grad():
+            drives.update(drive_in_window(self._neurons[name], drive), mask)
         if self.gradients and stage == "train" and drive.requires_grad:
             drive.register_hook(lambda grad: drives.update_gradient(grad, mask))
         if stage == "val" and self._capture_example:
