@@ -19,6 +19,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 
 from benchmarks.harness import HERE, time_interleaved
 from pspikessm.cli import cli_main
@@ -139,11 +140,13 @@ def build(
 
 def swap_sites(model: torch.nn.Module, swaps: dict[str, str]) -> None:
     """Replace the neuron at each named site (``input_spikes``, ``output_spikes``) of every
-    branch of ``model`` with a new one built from its choice (``gelu``, an import path)."""
-    for module in model.modules():
+    branch of ``model`` with a new one built from its choice (``gelu``, an import path, or
+    YAML ``{name: ..., init_args: {...}}``), given the branch's width."""
+    width = model.backbone.settings["d_model"]
+    for module in list(model.modules()):
         for site, choice in swaps.items():
             if isinstance(getattr(module, site, None), torch.nn.Module):
-                setattr(module, site, build_neuron(choice))
+                setattr(module, site, build_neuron(yaml.safe_load(choice), width))
 
 
 def step_times(
@@ -245,7 +248,7 @@ def train_run(
     torch.set_num_threads(1)
     monitor = {
         "class_path": "pspikessm.callbacks.FiringRateMonitor",
-        "init_args": {"histograms": False, "images": False},
+        "init_args": {"histograms": False, "images": False, "gradients": True},
     }
     cli = build(
         variant,
