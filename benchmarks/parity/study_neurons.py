@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from pspikessm.models.neurons.normalized import NormalizedSpikeSampler
 from pspikessm.models.neurons.pspike import StochasticSpike
 
 
@@ -60,41 +61,32 @@ class Relu(_Deterministic):
     high = math.inf
 
 
-class NormalizedSampler(nn.Module):
-    """Spikes drawn from the drive standardised per neuron right before the clamp: a firing
-    window that follows the drive.
+class NormalizedSampler(NormalizedSpikeSampler):
+    """:class:`~pspikessm.models.neurons.normalized.NormalizedSpikeSampler` (the drive
+    standardised per neuron before the clamp) with the study's extra switches.
 
-    ``z = (x - mean) / std`` per neuron (channel), the statistics over the batch's valid steps
-    in training and their running averages (momentum 0.1) in evaluation; then
-    ``Bernoulli(clamp(scale z + offset, 0, 1))`` (``signed``: ON/OFF spikes of
-    ``clamp(scale z + offset, -1, 1)``), with the sampler's surrogate. Whatever the drive's
-    learned scale and shift, each neuron keeps the same share of its drives inside the window,
-    so it can neither fall silent nor saturate.
+    ``signed``: ON/OFF spikes of ``clamp(scale z + offset, -1, 1)``, as
+    ``SpikeSampler(signed=True)``; ``samples``: the mean of that many independent draws per
+    step (a population of ``samples`` neurons per channel: the sampling noise's variance
+    divided by ``samples``); ``sample=False``: the firing probability itself, in training and
+    evaluation (deterministic, no spikes).
 
-    ``samples``: the mean of that many independent draws per step (a population of
-    ``samples`` neurons per channel: the sampling noise's variance divided by ``samples``);
-    ``sample=False``: the firing probability itself, no sampling (deterministic).
+    (The rows ``norm*`` of docs/ablations.md ran an earlier standalone copy of this class with
+    the same normalisation and a biased running variance.)
     """
-
-    emits_spikes = True
 
     def __init__(
         self,
+        num_neurons: int,
         scale: float = 1.0,
-        offset: float = 0.0,
+        offset: float = -0.25,
         signed: bool = False,
-        eps: float = 1e-5,
         samples: int = 1,
         sample: bool = True,
     ) -> None:
-        super().__init__()
-        self.scale, self.offset, self.eps = scale, offset, eps
-        self.samples, self.sample = samples, sample
-        self.signed = signed
-        self.sample_in_eval = True
+        super().__init__(num_neurons, scale=scale, offset=offset)
+        self.signed, self.samples, self.sample = signed, samples, sample
         self.firing_window = (-1.0, 1.0) if signed else (0.0, 1.0)
-        self.running_mean: torch.Tensor | None = None
-        self.running_var: torch.Tensor | None = None
 
     def forward(
         self,
@@ -102,25 +94,14 @@ class NormalizedSampler(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``x`` (B, H, L) → spikes (B, H, L), zero where ``mask`` (B, 1, L) is 0."""
-        if self.training or self.running_mean is None:
-            weights = torch.ones_like(x[:, :1]) if mask is None else mask.to(x.dtype)
-            count = weights.sum() * 1.0
-            mean = (x * weights).sum(dim=(0, 2)) / count  # (H)
-            var = ((x - mean.view(1, -1, 1)).square() * weights).sum(dim=(0, 2)) / count
-            with torch.no_grad():
-                if self.running_mean is None:
-                    self.running_mean, self.running_var = mean.detach(), var.detach()
-                else:
-                    self.running_mean.lerp_(mean.detach(), 0.1)
-                    self.running_var.lerp_(var.detach(), 0.1)
-        else:
-            mean, var = self.running_mean, self.running_var
-        z = (x - mean.view(1, -1, 1)) * torch.rsqrt(var.view(1, -1, 1) + self.eps)
-        drive = self.scale * z + self.offset
+        """``x`` (B, H, L) → spikes, their mean over ``samples`` draws, or probabilities."""
+        mean, inv_std = self.statistics(x, mask)
+        self._last = (mean.detach(), inv_std.detach())
+        drive = self.drive(x, mean, inv_std)  # (B H L)
         if self.sample and (self.training or self.sample_in_eval):
             draws = [
-                StochasticSpike.apply(drive, None, mask, self.signed) for _ in range(self.samples)
+                StochasticSpike.apply(drive, uniforms if k == 0 else None, mask, self.signed)
+                for k in range(self.samples)
             ]
             return draws[0] if self.samples == 1 else torch.stack(draws).mean(0)
         probability = drive.clamp(*self.firing_window)

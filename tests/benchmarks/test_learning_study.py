@@ -11,11 +11,14 @@ import pytest
 import torch
 
 from benchmarks.parity.learning_runs import Variant, swap_sites
-from benchmarks.parity.study_neurons import Clamp, HardTanh, Relu
+from benchmarks.parity.study_neurons import Clamp, HardTanh, NormalizedSampler, Relu
 from benchmarks.parity.study_table import load_runs, study_markdown, study_rows
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.neurons.normalized import NormalizedSpikeSampler
-from pspikessm.models.neurons.pspike import SpikeSampler
+from pspikessm.models.neurons.normalized import (
+    NormalizedSpikeSampler,
+    normalized_drive_reference,
+)
+from pspikessm.models.neurons.pspike import SpikeSampler, sample_spikes_reference
 from pspikessm.models.neurons.real_valued import RealValued
 
 
@@ -92,3 +95,23 @@ def test_stand_ins_keep_one_property_of_the_firing_probability_each():
     mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
     assert Relu()(x, mask)[0, -1] == 0
     assert HardTanh().firing_window == (-1.0, 1.0) and Relu().firing_window[1] == math.inf
+
+
+def test_the_study_normalizer_adds_signed_spikes_several_draws_and_probabilities():
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 30, dtype=torch.float64) * 2 + 1).requires_grad_()
+    uniforms = torch.rand_like(x)
+    signed = NormalizedSampler(3, scale=0.5, offset=0.0, signed=True).double().train()
+    drive = normalized_drive_reference(x, None, None, None, 0.5, 0.0, signed.eps)
+    reference = sample_spikes_reference(drive, None, uniforms, signed=True)
+    spikes = signed(x, None, uniforms)
+    torch.testing.assert_close(spikes, reference, rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(spikes.sum(), x)
+    (grad_reference,) = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(grad, grad_reference)
+    deterministic = NormalizedSampler(3, sample=False).double().train()
+    drive = normalized_drive_reference(x, None, None, None, 1.0, -0.25, deterministic.eps)
+    torch.testing.assert_close(deterministic(x), drive.clamp(0, 1))
+    averaged = NormalizedSampler(3, samples=4).double().train()(x)
+    assert set((averaged * 4).round().unique().tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert ((averaged * 4) % 1 == 0).all() and ((averaged > 0) & (averaged < 1)).any()

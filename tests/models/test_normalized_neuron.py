@@ -16,7 +16,7 @@ from pspikessm.models.neurons.pspike import SpikeSampler, sample_spikes_referenc
 from pspikessm.models.settings import BlockSettings
 
 
-def _inputs(signed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     # Neurons on very different scales and offsets: the window must follow each of them.
     scales = torch.tensor([0.1, 1.0, 5.0, 2.0, 0.5, 3.0], dtype=torch.float64)
@@ -26,13 +26,12 @@ def _inputs(signed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x.requires_grad_(), mask, torch.rand(3, 6, 40, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_spikes_and_gradients_match_the_plain_reference(signed: bool):
-    x, mask, uniforms = _inputs(signed)
-    neuron = NormalizedSpikeSampler(6, scale=0.8, offset=-0.1, signed=signed).double().train()
+def test_spikes_and_gradients_match_the_plain_reference():
+    x, mask, uniforms = _inputs()
+    neuron = NormalizedSpikeSampler(6, scale=0.8, offset=-0.1).double().train()
     spikes = neuron(x, mask, uniforms)
     drive = normalized_drive_reference(x, mask, None, None, 0.8, -0.1, neuron.eps)
-    reference = sample_spikes_reference(drive, mask, uniforms, signed)
+    reference = sample_spikes_reference(drive, mask, uniforms)
     torch.testing.assert_close(spikes, reference, rtol=0, atol=0)
     upstream = torch.randn_like(x)
     (grad,) = torch.autograd.grad((spikes * upstream).sum(), x)
@@ -51,7 +50,7 @@ def test_spikes_and_gradients_match_the_plain_reference(signed: bool):
     drive = normalized_drive_reference(
         x, mask, neuron.running_mean, neuron.running_var, 0.8, -0.1, neuron.eps
     )
-    expected = sample_spikes_reference(drive, mask, uniforms, signed)
+    expected = sample_spikes_reference(drive, mask, uniforms)
     torch.testing.assert_close(neuron(x, mask, uniforms), expected, rtol=0, atol=0)
 
 

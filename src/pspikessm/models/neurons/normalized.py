@@ -40,13 +40,11 @@ class NormalizedSpikeSampler(nn.Module):
     window, where gradient passes: it can neither fall silent for good nor saturate. With the
     default ``offset = -1/4`` a standardised drive fires at about 0.24 on average
     (``E[clamp(z - 1/4, 0, 1)]`` for a normal ``z``). The spike and its surrogate gradient are
-    the :class:`~pspikessm.models.neurons.pspike.SpikeSampler`'s (``signed``: ON/OFF spikes of
-    ``clamp(scale z + offset, -1, 1)``).
+    the :class:`~pspikessm.models.neurons.pspike.SpikeSampler`'s.
 
     Args:
         num_neurons: H, the neurons of the site (the block passes it).
         scale, offset: the standardised drive's map into the firing window.
-        signed: ON and OFF spikes, as ``SpikeSampler(signed=True)``.
         momentum: of the running statistics.
         eps: added to the variance.
         sample_in_eval: keep sampling in evaluation (False: the firing probabilities; set from
@@ -65,7 +63,6 @@ class NormalizedSpikeSampler(nn.Module):
         num_neurons: int,
         scale: float = 1.0,
         offset: float = -0.25,
-        signed: bool = False,
         momentum: float = 0.1,
         eps: float = 1e-5,
         sample_in_eval: bool = True,
@@ -73,9 +70,9 @@ class NormalizedSpikeSampler(nn.Module):
         super().__init__()
         if scale <= 0:
             raise ValueError(f"NormalizedSpikeSampler(scale={scale}): expected a scale > 0")
-        self.scale, self.offset, self.signed = scale, offset, signed
+        self.scale, self.offset = scale, offset
         self.momentum, self.eps, self.sample_in_eval = momentum, eps, sample_in_eval
-        self.firing_window = (-1.0, 1.0) if signed else (0.0, 1.0)
+        self.firing_window = (0.0, 1.0)
         self.register_buffer("running_mean", torch.zeros(num_neurons))
         self.register_buffer("running_var", torch.ones(num_neurons))
         # The (mean, 1/std) pair of the last call, (H,) each: window_drive's statistics.
@@ -121,12 +118,12 @@ class NormalizedSpikeSampler(nn.Module):
         self._last = (mean.detach(), inv_std.detach())
         drive = self.drive(x, mean, inv_std)  # (B H L)
         if self.training or self.sample_in_eval:
-            return StochasticSpike.apply(drive, uniforms, mask, self.signed)
+            return StochasticSpike.apply(drive, uniforms, mask)
         probability = drive.clamp(*self.firing_window)
         return probability if mask is None else probability * mask
 
     def extra_repr(self) -> str:
         return (
-            f"scale={self.scale}, offset={self.offset}, signed={self.signed}, "
-            f"momentum={self.momentum}, sample_in_eval={self.sample_in_eval}"
+            f"scale={self.scale}, offset={self.offset}, momentum={self.momentum}, "
+            f"sample_in_eval={self.sample_in_eval}"
         )
