@@ -45,10 +45,15 @@ def _mean(values: list[float]) -> float:
 
 
 def study_rows(runs: list[dict]) -> list[dict]:
-    """One row per variant (in first-seen order) with the columns of the module docstring."""
+    """One row per variant (in first-seen order) with the columns of the module docstring;
+    a variant's seed that several caches hold is taken from the first."""
     by_variant: dict[str, list[dict]] = defaultdict(list)
-    for run in runs:
-        by_variant[run["variant"]].append(run)
+    for run in runs:  # a (variant, seed) trained again in a later cache counts once: the first
+        if all(
+            r["seed"] != run["seed"] or r["steps"] != run["steps"]
+            for r in by_variant[run["variant"]]
+        ):
+            by_variant[run["variant"]].append(run)
     twin = _mean([r["best_val_acc"] for r in by_variant.get(REFERENCE, [])])
     rows = []
     for name, group in by_variant.items():

@@ -54,7 +54,15 @@ def test_study_rows_average_seeds_and_measure_the_gap_to_the_twin(tmp_path: Path
         )
     )
     second.write_text(
-        json.dumps({"command": "other", "runs": {"1": _run("pspike", 1, 0.35, 0.4, 1.8)}})
+        json.dumps(
+            {
+                "command": "other",
+                "runs": {
+                    "1": _run("pspike", 1, 0.35, 0.4, 1.8),
+                    "2": _run("pspike", 0, 0.99, 0.4, 1.8),  # seed 0 again: the first counts
+                },
+            }
+        )
     )
     runs, sources = load_runs([first, second])
     rows = {row["name"]: row for row in study_rows(runs)}
