@@ -197,17 +197,21 @@ def test_lightning_internals_only_in_the_runtime_package():
 
 def entry_points() -> set[str]:
     """The modules started from outside the package: pyproject's scripts, ``python -m
-    pspikessm``, the CLI's tools (``cli.TOOLS``) and the module of every class a config names
-    by ``class_path`` (each resolved as the CLI resolves it, by importing it)."""
+    pspikessm``, the CLI's tools (``cli.TOOLS``), the built-in neurons and kernels a config
+    names (``NEURONS``, ``KERNELS``) and the module of every class a config names by
+    ``class_path`` (each resolved as the CLI resolves it, by importing it)."""
     import importlib
     import re
 
     from pspikessm.cli import TOOLS
+    from pspikessm.models.kernels import KERNELS
+    from pspikessm.models.neurons import NEURONS
 
     pyproject = (ROOT / "pyproject.toml").read_text()
     scripts = pyproject.partition("[project.scripts]")[2].partition("\n[")[0]
     found = {target.partition(":")[0] for target in re.findall(r'=\s*"([\w.:]+)"', scripts)}
     found |= {"pspikessm.__main__", *TOOLS.values()}
+    found |= {path.rpartition(".")[0] for path in [*NEURONS.values(), *KERNELS.values()]}
     for config in (ROOT / "configs").rglob("*.yaml"):
         for path in re.findall(r"class_path:\s*(pspikessm\.[\w.]+)", config.read_text()):
             module, _, name = path.rpartition(".")

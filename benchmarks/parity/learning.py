@@ -55,10 +55,12 @@ from benchmarks.parity.learning_runs import (
     LISTOPS,
     ROOT,
     Variant,
+    listops_set,
     parse_variant,
     step_times,
     train_run,
 )
+from benchmarks.parity.study_table import load_runs, study_markdown, study_rows
 
 REFERENCE, BUDGET = "nonspiking", "pspike"
 DEFAULT_VARIANTS = [Variant(BUDGET, []), Variant(REFERENCE, ["configs/model/nonspiking.yaml"])]
@@ -70,8 +72,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=ITEM[,ITEM]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="train only these variants (pspike is timed)"
+    )
     parser.add_argument("--eval-every", type=int, default=250, help="validation interval, steps")
+    parser.add_argument(
+        "--train-rows",
+        type=int,
+        default=LISTOPS["num_train"],
+        help="training expressions of the generated set (a set per size: name its --data-dir)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (one thread each)")
     parser.add_argument("--timing-repeats", type=int, default=40)
     parser.add_argument("--same-within", type=float, default=0.05)
@@ -88,6 +98,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="no timing, no training: the table of the runs --cache holds (after a kill)",
     )
+    parser.add_argument(
+        "--study",
+        nargs="+",
+        type=Path,
+        metavar="CACHE",
+        help="no training: the per-variant study table (best val/acc, expected, gap, training "
+        "loss, silent neurons, rate, CPU ms/step) of the runs these --cache files hold, "
+        "whatever code wrote them (each file's command is listed)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args(argv)
     if args.report_only and not (args.cache and args.cache.exists()):
@@ -102,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--only: unknown variants {sorted(unknown)}; known: {names}")
         variants = [v for v in variants if v.name in {BUDGET, *args.only}]
     args.variants = [Variant(v.name, [*v.items, *args.set]) for v in variants]
+    args.listops = listops_set(args.train_rows)
     return args
 
 
@@ -172,7 +192,9 @@ def measured_step_times(args: argparse.Namespace, cached: dict[str, float]) -> d
         budget = cached[BUDGET]
     else:
         begun = time.perf_counter()
-        measured = step_times([args.variants[0], *missing], args.data_dir, args.timing_repeats)
+        measured = step_times(
+            [args.variants[0], *missing], args.data_dir, args.timing_repeats, args.listops
+        )
         print(f"# step times of {len(missing) + 1} variants: {time.perf_counter() - begun:.0f} s")
         budget = cached[BUDGET] = measured[BUDGET]
         for variant in missing:
@@ -191,10 +213,21 @@ def summary(values: Iterable[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.study:
+        rows = study_rows(load_runs(args.study)[0])
+        for row in rows:
+            emit({f"{row['name']}_{k}": v for k, v in row.items() if isinstance(v, float)})
+        print(study_markdown(rows, load_runs(args.study)[1]))
+        return
     torch.set_num_threads(1)
     info = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
-    common = {"data_dir": args.data_dir, "runs_dir": args.runs_dir, "eval_every": args.eval_every}
+    common = {
+        "data_dir": args.data_dir,
+        "runs_dir": args.runs_dir,
+        "eval_every": args.eval_every,
+        **({} if args.listops is LISTOPS else {"listops": args.listops}),
+    }
     cache = load_cache(args.cache)
     if not args.report_only:  # the report names the command and machine that trained
         command = command_line().replace(" --no-write", "")
@@ -216,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         for v in args.variants
         for steps in sorted({args.steps, steps_at_equal_time[v.name]})
     ]
+    if args.only:  # `pspike` is timed as the budget, trained only when named
+        jobs = [job for job in jobs if job["variant"].name in args.only]
     jobs.sort(
         key=lambda job: (args.seeds.index(job["seed"]), -job["steps"] * times[job["variant"].name])
     )
@@ -236,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": info,
             "command": command,
             "date": started.isoformat(timespec="minutes"),
-            "data": LISTOPS,
+            "data": args.listops,
             "rows": rows,
             "runs": records,
         }
@@ -297,9 +332,9 @@ def markdown(
     header = (
         f"## Learning speed (`{command}`)\n\n"
         f"{started:%d %b %Y %H:%M} UTC. Generated ListOps (LRA grammar: "
-        f"{LISTOPS['min_length']}-{LISTOPS['max_length']} tokens, depth ≤ "
-        f"{LISTOPS['max_depth']}, ≤ {LISTOPS['max_args']} arguments; "
-        f"{LISTOPS['num_train']} training, {LISTOPS['num_val']} held-back validation "
+        f"{args.listops['min_length']}-{args.listops['max_length']} tokens, depth ≤ "
+        f"{args.listops['max_depth']}, ≤ {args.listops['max_args']} arguments; "
+        f"{args.listops['num_train']} training, {args.listops['num_val']} held-back validation "
         f"expressions), the quickstart model (H=64, 2 layers, S4D, one branch) built by the CLI "
         f"from `configs/quickstart.yaml` + each variant's items; seeds {args.seeds}, one torch "
         f"thread per run. val/acc: end of run, spikes sampled (mean ± std over seeds). Gap: "

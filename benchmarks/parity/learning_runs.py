@@ -22,11 +22,13 @@ import torch
 
 from benchmarks.harness import HERE, time_interleaved
 from pspikessm.cli import cli_main
+from pspikessm.models.neurons import build_neuron
 from pspikessm.optim import parameter_groups
 
 ROOT = HERE.parent
 BASE_CONFIG = ROOT / "configs" / "quickstart.yaml"
-#: The generated set: LRA grammar, 20-200 tokens (exclusive), depth up to 6.
+#: The generated set: LRA grammar, 20-200 tokens (exclusive), depth up to 6
+#: (``--train-rows`` replaces ``num_train``: :func:`listops_set`).
 LISTOPS = {
     "num_train": 20000,
     "num_val": 2000,
@@ -39,17 +41,39 @@ LISTOPS = {
 }
 
 
+def listops_set(num_train: int | None = None) -> dict:
+    """:data:`LISTOPS` with ``num_train`` training rows (its own when None)."""
+    return LISTOPS if num_train is None else {**LISTOPS, "num_train": num_train}
+
+
+#: Variant items that swap the neuron of one site in every branch after the CLI built the
+#: model (:func:`swap_sites`): ``site.input=gelu``, ``site.output=benchmarks.parity....``.
+SITES = {"site.input": "input_spikes", "site.output": "output_spikes"}
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A named model: YAML overlays (paths) and ``key=value`` overrides, in order."""
+    """A named model: YAML overlays (paths), ``key=value`` overrides and ``site.*=NEURON``
+    swaps, in order."""
 
     name: str
     items: list[str]
+
+    def site_swaps(self) -> dict[str, str]:
+        """``{branch attribute: neuron}`` of the ``site.input=`` / ``site.output=`` items."""
+        swaps = {}
+        for item in self.items:
+            key, _, neuron = item.partition("=")
+            if key in SITES:
+                swaps[SITES[key]] = neuron
+        return swaps
 
     def cli_args(self) -> list[str]:
         """The items as CLI arguments after ``--config configs/quickstart.yaml``."""
         args = []
         for item in self.items:
+            if item.partition("=")[0] in SITES:
+                continue
             if item.endswith((".yaml", ".yml")) and "=" not in item:
                 path = Path(item) if Path(item).is_absolute() else ROOT / item
                 if not path.exists():
@@ -79,16 +103,24 @@ def parse_variant(text: str) -> Variant:
     return Variant(name, [item.strip() for item in [*items, current] if item.strip()])
 
 
-def build(variant: Variant, data_dir: Path, seed: int = 0, extra: list[str] | None = None):
-    """The CLI (``run=False``) of ``variant`` on the benchmark's data: model, data, trainer."""
+def build(
+    variant: Variant,
+    data_dir: Path,
+    seed: int = 0,
+    extra: list[str] | None = None,
+    listops: dict | None = None,
+):
+    """The CLI (``run=False``) of ``variant`` on the benchmark's data (``listops``: the
+    generator's settings, :data:`LISTOPS` by default): model, data, trainer."""
+    listops = listops or LISTOPS
     args = [
         "--config",
         str(BASE_CONFIG),
         *variant.cli_args(),
         f"--seed_everything={seed}",
         f"--data.init_args.data_dir={data_dir}",
-        f"--data.init_args.max_length={LISTOPS['max_length']}",
-        f"--data.init_args.generate={json.dumps(LISTOPS)}",
+        f"--data.init_args.max_length={listops['max_length']}",
+        f"--data.init_args.generate={json.dumps(listops)}",
         f"--data.init_args.seed={seed}",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
@@ -100,15 +132,28 @@ def build(variant: Variant, data_dir: Path, seed: int = 0, extra: list[str] | No
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available"
     with warnings.catch_warnings():  # LightningCLI: "args ... and command line arguments"
         warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
-        return cli_main(args, run=False)
+        cli = cli_main(args, run=False)
+    swap_sites(cli.model, variant.site_swaps())
+    return cli
 
 
-def step_times(variants: list[Variant], data_dir: Path, repeats: int) -> dict[str, float]:
+def swap_sites(model: torch.nn.Module, swaps: dict[str, str]) -> None:
+    """Replace the neuron at each named site (``input_spikes``, ``output_spikes``) of every
+    branch of ``model`` with a new one built from its choice (``gelu``, an import path)."""
+    for module in model.modules():
+        for site, choice in swaps.items():
+            if isinstance(getattr(module, site, None), torch.nn.Module):
+                setattr(module, site, build_neuron(choice))
+
+
+def step_times(
+    variants: list[Variant], data_dir: Path, repeats: int, listops: dict | None = None
+) -> dict[str, float]:
     """CPU seconds of one training step (forward, backward, clipping, AdamW) of each variant,
     median over ``repeats`` round-robin rounds on the same 4 training batches."""
     steps = {}
     for variant in variants:
-        cli = build(variant, data_dir)
+        cli = build(variant, data_dir, listops=listops)
         cli.datamodule.prepare_data()  # generates the set on first use
         cli.datamodule.setup("fit")
         loader = iter(cli.datamodule.train_dataloader())
@@ -138,12 +183,16 @@ def _training_step(module: L.LightningModule, batches: list) -> Callable[[], Non
 
 
 class Recorder(L.Callback):
-    """Training CPU and wall time (steps only, no validation) and every validation result."""
+    """Training CPU and wall time (steps only, no validation) and every validation result:
+    val/acc and val/loss, the mean training loss since the previous validation, and every
+    ``sparsity/...`` scalar of the firing-rate monitor (per spike site: rate, silent fraction,
+    drive statistics, gradient RMS)."""
 
     def __init__(self) -> None:
         self.evals: list[dict] = []
         self.cpu = self.wall = 0.0
         self._start = (0.0, 0.0)
+        self._losses: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = (time.process_time(), time.perf_counter())
@@ -151,12 +200,16 @@ class Recorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.cpu += time.process_time() - self._start[0]
         self.wall += time.perf_counter() - self._start[1]
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._losses.append(float(loss))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
         rate = metrics.get("sparsity/val/rate")
+        losses, self._losses = self._losses, []
         self.evals.append(
             {
                 "step": trainer.global_step,
@@ -164,17 +217,30 @@ class Recorder(L.Callback):
                 "train_wall_s": self.wall,
                 "val_acc": float(metrics["val/acc"]),
                 "val_loss": float(metrics["val/loss"]),
+                "train_loss": statistics.fmean(losses) if losses else math.nan,
                 "firing_rate": math.nan if rate is None else float(rate),
+                "sparsity": {
+                    tag: float(value)
+                    for tag, value in metrics.items()
+                    if tag.startswith("sparsity/") and tag != "sparsity/val/rate"
+                },
             }
         )
 
 
 def train_run(
-    variant: Variant, seed: int, steps: int, data_dir: Path, runs_dir: Path, eval_every: int
+    variant: Variant,
+    seed: int,
+    steps: int,
+    data_dir: Path,
+    runs_dir: Path,
+    eval_every: int,
+    listops: dict | None = None,
 ) -> dict:
     """Train ``variant`` for ``steps`` steps (schedule over them) from ``seed``, validating
     every ``eval_every`` steps and at the end, then once more on firing probabilities
-    (``val_acc_expected``); returns the record of the run."""
+    (``val_acc_expected``); returns the record of the run (``best_val_acc``: the best of the
+    validations, spikes sampled)."""
     begun = time.perf_counter()
     torch.set_num_threads(1)
     monitor = {
@@ -185,7 +251,8 @@ def train_run(
         variant,
         data_dir,
         seed,
-        [
+        listops=listops,
+        extra=[
             f"--trainer.max_steps={steps}",
             "--trainer.max_epochs=-1",
             f"--model.total_steps={steps}",
@@ -215,7 +282,11 @@ def train_run(
         "seed": seed,
         "steps": steps,
         "val_acc": last["val_acc"],
+        "best_val_acc": max(e["val_acc"] for e in recorder.evals),
         "firing_rate": last["firing_rate"],
+        "silent_max": max(
+            (v for k, v in last["sparsity"].items() if k.endswith("/silent")), default=math.nan
+        ),
         "val_acc_expected": expected,
         "train_cpu_s": recorder.cpu,
         "train_wall_s": recorder.wall,

@@ -27,7 +27,8 @@ Markdown table; ``--json FILE`` keeps the curves (``--out-dir``: one file per ru
 after every evaluation), ``--collect FILE...`` reports saved ones,
 ``--ours-checkpoint CKPT`` evaluates a checkpoint of ``pspikessm fit`` both ways. Each
 (side, seed) trains in its own process with one torch thread, ``--jobs`` at a time. Without
-``--authors`` (or with a path that is not a checkout) it prints why and exits 0.
+``--authors`` (or with a path that is not a checkout) it prints why and exits 0, unless
+``--sides ours`` asks for this project's model alone.
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.ours_checkpoint:
         emit(evaluate_checkpoint(args))
         return
-    authors_or_skip(args.authors)
+    if "authors" in args.sides:  # `--sides ours` trains this project's model alone
+        authors_or_skip(args.authors)
     from benchmarks.parity.ablations import describe
     from benchmarks.parity.sides import ParityData
 

@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from helpers.spiking_doubles import ForcedSpikes, NoSpikes, token_batches
 from pspikessm.callbacks import FiringRateMonitor, is_spike_source, spike_sources
+from pspikessm.models import PSpikeSSM
 from pspikessm.module import SequenceClassifier
 
 LENGTHS = [5, 3, 8, 1, 6, 2]  # padded in batches of 4: padding must not count
@@ -68,6 +69,55 @@ def test_forced_spikes_give_exact_rates_and_silent_fractions(tmp_path):
     (metrics,) = trainer(tmp_path).test(module, dataloaders=loader, verbose=False)
     assert metrics["sparsity/test/layer0/input/rate"] == pytest.approx(rate_in, abs=1e-7)
     assert metrics["sparsity/test/layer1/output/silent"] == 0.5
+
+
+def test_a_neuron_forced_dead_shows_as_silent_and_outside_its_window(tmp_path):
+    # Drives 1.0 and 0.0 sit on the window's edges (no gradient passes there), 0.5 inside;
+    # -2.0 is a dead neuron far below it.
+    backbone = ForcedSpikes([([1.0, 0.5, 0.0, -2.0], [0.5, 0.5, 0.5, 0.5])])
+    module = SequenceClassifier(backbone, num_classes=2, scheduler="constant")
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    assert metrics["sparsity/val/layer0/input/silent"] == 0.5  # the 0.0 and the -2.0 neuron
+    assert metrics["sparsity/val/layer0/input/drive_outside"] == pytest.approx(0.75)
+    assert metrics["sparsity/val/layer0/input/drive_mean"] == pytest.approx(-0.125)
+    assert metrics["sparsity/val/layer0/output/silent"] == 0.0
+    assert metrics["sparsity/val/layer0/output/drive_outside"] == 0.0
+    assert metrics["sparsity/val/layer0/output/drive_mean"] == pytest.approx(0.5)
+
+
+def test_signed_spikes_count_their_on_and_off_populations(tmp_path):
+    # ON fires at every step for 1.0, at even steps for 0.5; OFF at every step for -1.0.
+    backbone = ForcedSpikes([([1.0, -1.0, 0.0, 0.5], [0.5, 0.5, 0.5, 0.5])], signed=True)
+    module = SequenceClassifier(backbone, num_classes=2, scheduler="constant")
+    loader = token_batches(LENGTHS, batch_size=4)
+    (metrics,) = trainer(tmp_path).validate(module, dataloaders=loader, verbose=False)
+    spikes = sum(2 * n + math.ceil(n / 2) for n in LENGTHS)
+    assert metrics["sparsity/val/layer0/input/rate"] == pytest.approx(
+        spikes / (8 * sum(LENGTHS)), abs=1e-7
+    )
+    assert metrics["sparsity/val/layer0/input/silent"] == 5 / 8  # ON: 2 of 4, OFF: 3 of 4
+    assert metrics["sparsity/val/layer0/input/drive_outside"] == 0.5  # ±1: window (-1, 1)
+
+
+def test_gradient_rms_at_the_drives_is_logged_in_training_when_asked(tmp_path):
+    def spiking_classifier() -> SequenceClassifier:
+        torch.manual_seed(0)
+        backbone = PSpikeSSM(num_classes=2, vocab_size=20, d_model=4, n_layers=1)
+        return SequenceClassifier(backbone, num_classes=2, scheduler="constant")
+
+    loader = token_batches(LENGTHS, batch_size=4)
+    monitor = FiringRateMonitor(histograms=False, images=False, gradients=True)
+    fit = trainer(tmp_path, callbacks=[monitor])
+    fit.fit(spiking_classifier(), train_dataloaders=loader, val_dataloaders=loader)
+    for site in ("input", "output"):
+        grad_rms = fit.callback_metrics[f"sparsity/train/layer0/{site}/grad_rms"]
+        assert torch.isfinite(grad_rms) and grad_rms > 0
+    assert "sparsity/val/layer0/input/grad_rms" not in fit.callback_metrics
+    plain = trainer(tmp_path, callbacks=[FiringRateMonitor(histograms=False, images=False)])
+    plain.fit(spiking_classifier(), train_dataloaders=loader, val_dataloaders=loader)
+    assert "sparsity/train/layer0/input/drive_mean" in plain.callback_metrics
+    assert not any(tag.endswith("grad_rms") for tag in plain.callback_metrics)
 
 
 def test_train_rates_cover_the_steps_since_the_last_log(tmp_path):

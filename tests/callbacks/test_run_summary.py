@@ -14,11 +14,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from helpers.cli_args import fast_trainer_args, tiny_model_args
 from helpers.scripted_runs import TEST_ACCURACY, ScriptedAccuracy, loader
+from helpers.spiking_doubles import ForcedSpikes, token_batches
 from helpers.tensorboard_events import hparams, latest_text, load
-from pspikessm.callbacks import RunSummary
+from pspikessm.callbacks import FiringRateMonitor, RunSummary
 from pspikessm.callbacks.hparams_table import COMPARED, METRICS
-from pspikessm.callbacks.run_summary import firing_rates_by_layer, format_duration
+from pspikessm.callbacks.run_summary import (
+    firing_rates_by_layer,
+    format_duration,
+    silent_site_warnings,
+)
 from pspikessm.cli import cli_main
+from pspikessm.module import SequenceClassifier
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,6 +116,21 @@ def test_firing_rates_are_grouped_by_layer_from_the_tag_names():
         "layer0: input 0.318, output 0.100, input_b 0.200; layer1: output 0.050"
     )
     assert firing_rates_by_layer({"val/acc": 1.0}) == ""
+
+
+def test_the_summary_names_every_site_that_ends_with_many_silent_neurons(tmp_path, capsys):
+    # layer0/input: 2 of 4 neurons never fire (drives 0 and -1); layer0/output: all fire.
+    backbone = ForcedSpikes([([1.0, 0.5, 0.0, -1.0], [0.5, 0.5, 0.5, 0.5])])
+    module = SequenceClassifier(backbone, num_classes=2, scheduler="constant")
+    batches = token_batches([5, 3, 8, 1], batch_size=2)
+    monitor = FiringRateMonitor(histograms=False, images=False)
+    fit = trainer(tmp_path, max_epochs=1, summary=RunSummary())
+    fit.callbacks.append(monitor)
+    fit.fit(module, batches, batches)
+    out = capsys.readouterr().out
+    assert "warning: layer0/input ends with 50% of its neurons silent" in out
+    assert "layer0/output ends" not in out
+    assert silent_site_warnings({"sparsity/val/layer1/output/silent": torch.tensor(0.2)}) == []
 
 
 def test_durations_read_naturally():

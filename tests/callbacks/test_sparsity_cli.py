@@ -42,7 +42,12 @@ ENERGY_ROWS = ("encoder", "layer0", "head", "total")
 ENERGY_KEYS = ("ac", "mac", "nj", "dense_mac", "dense_nj")
 
 SCALARS = {
-    *(f"sparsity/{t}/{s}/{k}" for t in STAGES for s in SOURCES for k in ("rate", "silent")),
+    *(
+        f"sparsity/{t}/{s}/{k}"
+        for t in STAGES
+        for s in SOURCES
+        for k in ("rate", "silent", "drive_outside", "drive_mean")
+    ),
     *(f"sparsity/{t}/rate" for t in STAGES),
     *(f"energy/{r}/{k}" for r in ENERGY_ROWS for k in ENERGY_KEYS),
     "energy/saving",
@@ -139,11 +144,12 @@ def test_tensorboard_views_of_a_short_run(tiny_quickstart_run):
     fit_run, test_run = tiny_quickstart_run, tiny_quickstart_run.parent / "version_1"
     fit_events, test_events = load(fit_run), load(test_run)
 
-    # Custom scalars: per stage, every source's rate in one chart, silent fractions in another.
+    # Custom scalars: per stage, every source's rate in one chart, silent fractions in another,
+    # the drives outside the firing window and the mean drives in two more.
     for events, stages in ((fit_events, ("train", "val")), (test_events, ("test",))):
         charts = layout_charts(events, "Sparsity")
         logged = set(events.Tags()["scalars"])
-        assert len(charts) == 2 * len(stages)
+        assert len(charts) == 4 * len(stages)
         for stage in stages:
             rates = matching(charts[f"{stage}: firing rate per layer"], logged)
             assert rates == {f"sparsity/{stage}/{s}/rate" for s in SOURCES} | {
@@ -151,6 +157,9 @@ def test_tensorboard_views_of_a_short_run(tiny_quickstart_run):
             }
             silent = matching(charts[f"{stage}: fraction of silent neurons"], logged)
             assert silent == {f"sparsity/{stage}/{s}/silent" for s in SOURCES}
+            outside = f"{stage}: fraction of drives outside the firing window (no gradient)"
+            drawn = matching(charts[outside], logged)
+            assert drawn == {f"sparsity/{stage}/{s}/drive_outside" for s in SOURCES}
 
     # The energy table as text, and as energy.csv, in the test run's folder.
     table = latest_text(test_events, "energy/table")

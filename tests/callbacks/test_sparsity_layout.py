@@ -1,5 +1,5 @@
-"""The "Sparsity" custom-scalars layout: per stage, one chart with every source's firing rate
-and one with the silent fractions, whatever the sources are called."""
+"""The "Sparsity" custom-scalars layout: per stage, charts of every source's firing rate, silent
+fraction, drives outside the firing window and mean drive, whatever the sources are called."""
 
 from __future__ import annotations
 
@@ -19,14 +19,18 @@ def test_charts_select_every_source_of_their_stage_by_name():
         f"sparsity/{stage}/{source}/{key}"
         for stage in ("train", "val", "test")
         for source in sources
-        for key in ("rate", "silent", "neuron_rates")
+        for key in ("rate", "silent", "neuron_rates", "drive_outside", "drive_mean")
     } | {f"sparsity/{stage}/rate" for stage in ("train", "val", "test")}
     charts = sparsity_layout(["val", "train"])[CATEGORY]
     assert list(charts) == [
-        "train: firing rate per layer",
-        "train: fraction of silent neurons",
-        "val: firing rate per layer",
-        "val: fraction of silent neurons",
+        f"{stage}: {what}"
+        for stage in ("train", "val")
+        for what in (
+            "firing rate per layer",
+            "fraction of silent neurons",
+            "fraction of drives outside the firing window (no gradient)",
+            "mean drive per layer",
+        )
     ]
     for stage in ("train", "val"):
         kind, regexes = charts[f"{stage}: firing rate per layer"]
@@ -36,6 +40,10 @@ def test_charts_select_every_source_of_their_stage_by_name():
         }
         _, regexes = charts[f"{stage}: fraction of silent neurons"]
         assert matching(regexes, tags) == {f"sparsity/{stage}/{s}/silent" for s in sources}
+        _, regexes = charts[f"{stage}: fraction of drives outside the firing window (no gradient)"]
+        assert matching(regexes, tags) == {f"sparsity/{stage}/{s}/drive_outside" for s in sources}
+        _, regexes = charts[f"{stage}: mean drive per layer"]
+        assert matching(regexes, tags) == {f"sparsity/{stage}/{s}/drive_mean" for s in sources}
 
 
 def test_event_file_layout_draws_the_logged_tags_of_each_stage(tmp_path):
@@ -59,12 +67,17 @@ def test_event_file_layout_draws_the_logged_tags_of_each_stage(tmp_path):
     assert sorted(charts) == sorted(
         f"{stage}: {what}"
         for stage in ("train", "val")
-        for what in ("firing rate per layer", "fraction of silent neurons")
+        for what in (
+            "firing rate per layer",
+            "fraction of silent neurons",
+            "fraction of drives outside the firing window (no gradient)",
+            "mean drive per layer",
+        )
     )
     trainer.test(module, dataloaders=loader, verbose=False)
     accumulator = load(run)
     charts = layout_charts(accumulator, CATEGORY)
-    assert len(charts) == 6  # the same run folder now also has test values
+    assert len(charts) == 12  # the same run folder now also has test values
     logged = set(accumulator.Tags()["scalars"])
     sources = ["layer0/input", "layer0/output", "layer1/input", "layer1/output"]
     for stage in ("train", "val", "test"):
@@ -72,3 +85,5 @@ def test_event_file_layout_draws_the_logged_tags_of_each_stage(tmp_path):
         assert drawn == {f"sparsity/{stage}/{s}/rate" for s in sources} | {f"sparsity/{stage}/rate"}
         drawn = matching(charts[f"{stage}: fraction of silent neurons"], logged)
         assert drawn == {f"sparsity/{stage}/{s}/silent" for s in sources}
+        drawn = matching(charts[f"{stage}: mean drive per layer"], logged)
+        assert drawn == {f"sparsity/{stage}/{s}/drive_mean" for s in sources}

@@ -22,11 +22,11 @@ class ForcedBlock(nn.Module):
     (``branches.0.input_spikes``, ``branches.0.output_spikes``).
     """
 
-    def __init__(self, p_in: list[float], p_out: list[float]) -> None:
+    def __init__(self, p_in: list[float], p_out: list[float], signed: bool = False) -> None:
         super().__init__()
         branch = nn.Module()
-        branch.input_spikes = SpikeSampler()
-        branch.output_spikes = SpikeSampler()
+        branch.input_spikes = SpikeSampler(signed=signed)
+        branch.output_spikes = SpikeSampler(signed=signed)
         self.branches = nn.ModuleList([branch])
         self.register_buffer("p_in", torch.tensor(p_in))
         self.register_buffer("p_out", torch.tensor(p_out))
@@ -44,13 +44,21 @@ class ForcedBlock(nn.Module):
 
 
 class ForcedSpikes(nn.Module):
-    """Embedding → ForcedBlocks → masked mean → linear; inputs (B, L) tokens and lengths."""
+    """Embedding → ForcedBlocks → masked mean → linear; inputs (B, L) tokens and lengths.
+    ``signed``: the samplers draw signed spikes (the drives are then in [-1, 1])."""
 
-    def __init__(self, probabilities: list[tuple[list[float], list[float]]], vocab: int = 20):
+    def __init__(
+        self,
+        probabilities: list[tuple[list[float], list[float]]],
+        vocab: int = 20,
+        signed: bool = False,
+    ):
         super().__init__()
         width = len(probabilities[0][0])
         self.encoder = nn.Embedding(vocab, width)
-        self.blocks = nn.ModuleList(ForcedBlock(p_in, p_out) for p_in, p_out in probabilities)
+        self.blocks = nn.ModuleList(
+            ForcedBlock(p_in, p_out, signed) for p_in, p_out in probabilities
+        )
         self.decoder = nn.Linear(width, 2)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

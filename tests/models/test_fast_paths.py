@@ -149,27 +149,32 @@ def test_spectrum_cached_in_eval_and_invalidated_by_updates_and_train():
         assert conv.kernel_spectrum(50, 100) is not conv.kernel_spectrum(50, 100)
 
 
+@pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_stochastic_spike_matches_reference(masked: bool):
+def test_stochastic_spike_matches_reference(masked: bool, signed: bool):
     torch.manual_seed(3)
-    x = (torch.randn(4, 6, 33) * 0.8 + 0.5).requires_grad_()
-    x.data[0, 0, :4] = torch.tensor([0.0, 1.0, -1e-3, 1.0 + 1e-3])  # the clamp's edges
+    centre = 0.0 if signed else 0.5
+    x = (torch.randn(4, 6, 33) * 0.8 + centre).requires_grad_()
+    # The window's edges and just beyond: (0, 1), or (-1, 1) for signed spikes.
+    x.data[0, 0, :6] = torch.tensor([0.0, 1.0, -1e-3, 1.0 + 1e-3, -1.0, -1.0 - 1e-3])
     mask = (torch.arange(33) < torch.tensor([[33], [20], [5], [0]])).unsqueeze(1).float()
     mask = mask if masked else None
-    sampler = SpikeSampler().train()
+    sampler = SpikeSampler(signed=signed).train()
     uniforms = torch.rand(4, 6, 33)
-    uniforms[0, 0, :4] = torch.tensor([0.0, 1.0, 0.5, 0.999])
+    uniforms[0, 0, :6] = torch.tensor([0.0, 1.0, 0.5, 0.999, 0.0, 0.5])
     for u in (uniforms, None):
         torch.manual_seed(4)
         fast = sampler(x, mask, u)
         torch.manual_seed(4)
-        reference = sample_spikes_reference(x, mask, u)
+        reference = sample_spikes_reference(x, mask, u, signed)
         torch.testing.assert_close(fast, reference, rtol=0, atol=0)
         assert fast.dtype == x.dtype
-        assert set(fast.unique().tolist()) <= {0.0, 1.0}
+        assert set(fast.unique().tolist()) <= ({-1.0, 0.0, 1.0} if signed else {0.0, 1.0})
         (g_fast,), (g_ref,) = _grads(fast, [x]), _grads(reference, [x])
         torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=0)
-    assert fast.mean() > 0.2  # drawn, not all zero
+    assert fast.abs().mean() > 0.2  # drawn, not all zero
+    if signed:
+        assert (fast < 0).any() and (fast > 0).any()
 
 
 def test_stochastic_spike_bfloat16_and_hooks_see_spikes():

@@ -53,3 +53,22 @@ def test_uniforms_and_mask_fix_the_draw() -> None:
     uniforms = torch.tensor([[0.1, 0.7, 0.5]])
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     assert sampler(x, mask, uniforms).tolist() == [[1.0, 0.0, 0.0]]
+
+
+def test_signed_spikes_have_the_mean_and_gradient_of_hardtanh() -> None:
+    torch.manual_seed(0)
+    sampler = SpikeSampler(signed=True)
+    x = torch.tensor([-1.3, -1.0, -0.6, -0.2, 0.0, 0.3, 0.9, 1.0, 1.2], requires_grad=True)
+    draws = 100_000
+    spikes = sampler(x.expand(draws, -1))
+    assert set(spikes.unique().tolist()) == {-1.0, 0.0, 1.0}
+    expected = x.detach().clamp(-1, 1)
+    tolerance = 5 * torch.sqrt(expected.abs() * (1 - expected.abs()) / draws) + 1e-12
+    assert torch.all((spikes.mean(0) - expected).abs() <= tolerance)
+    x.grad = None
+    (sampler(x) * torch.arange(1.0, 10.0)).sum().backward()
+    inside = torch.tensor([0, 0, 1, 1, 1, 1, 1, 0, 0], dtype=torch.float32)
+    torch.testing.assert_close(x.grad, torch.arange(1.0, 10.0) * inside)
+    assert sampler.firing_window == (-1.0, 1.0)
+    sampler.sample_in_eval = False
+    torch.testing.assert_close(sampler.eval()(x.detach()), expected)

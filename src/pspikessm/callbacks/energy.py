@@ -130,7 +130,8 @@ class EnergyEstimate(L.Callback):
     def _spike_hook(self, index: int, fan_out: int):
         def hook(module, args, kwargs, output) -> None:
             if self._active:
-                spikes = float(output.detach().sum(dtype=torch.float64))  # padding is zero
+                # |s|: a signed neuron's OFF spikes (-1) trigger ACs too; padding is zero.
+                spikes = float(output.detach().abs().sum(dtype=torch.float64))
                 self._counts.update(index, ac=spikes * fan_out)
 
         return hook

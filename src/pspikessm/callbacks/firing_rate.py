@@ -9,14 +9,16 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import nn
 
+from pspikessm.callbacks.drive_statistics import DriveStatistics, drive_in_window, firing_window
 from pspikessm.callbacks.example_pictures import ExamplePictures
 from pspikessm.callbacks.sparsity_layout import STAGES_OF, sparsity_layout
-from pspikessm.callbacks.spike_sources import ForwardHooks, SpikeCounts
+from pspikessm.callbacks.spike_sources import ForwardHooks, SpikeCounts, spike_populations
 from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 
 class FiringRateMonitor(L.Callback):
-    """Firing rates, silent neurons, rasters and active-neuron ratios of every spike source.
+    """Firing rates, silent neurons, drive statistics, rasters and active-neuron ratios of
+    every spike source.
 
     Forward hooks on the spike sources (:func:`spike_sources`: every ``SpikeSampler`` and any
     module with ``emits_spikes = True``) are registered in ``setup`` (start of fit, validate or
@@ -29,14 +31,24 @@ class FiringRateMonitor(L.Callback):
 
     - ``sparsity/T/S/rate``: spikes / (neurons × valid steps); ``sparsity/T/S/silent``: the
       fraction of neurons that never fired; ``sparsity/T/rate``: all sources together.
-      Logged with ``pl_module.log`` (every logger; monitorable). ``train``: every
-      ``log_every_n_steps`` steps, over the steps since the previous log; ``val``/``test``:
-      once per epoch over the whole split.
+      Signed spikes (``SpikeSampler(signed=True)``) count as two populations, ON and OFF
+      (:func:`~pspikessm.callbacks.spike_sources.spike_populations`).
+    - ``sparsity/T/S/drive_outside``: the fraction of drive values outside the source's
+      firing window, where no gradient passes (sources with a ``firing_window``);
+      ``sparsity/T/S/drive_mean``: the mean drive (:mod:`~pspikessm.callbacks.drive_statistics`).
+      A neuron forced dead shows as silent and as outside.
+    - ``sparsity/train/S/grad_rms``: with ``gradients=True``, the root mean square of the
+      loss's gradient at the source's drive (a backward hook on the drive; off by default).
+
+      All scalars are logged with ``pl_module.log`` (every logger; monitorable). ``train``:
+      every ``log_every_n_steps`` steps, over the steps since the previous log;
+      ``val``/``test``: once per epoch over the whole split.
     - ``sparsity/T/S/neuron_rates``: histogram of the per-neuron firing rates (TensorBoard,
       rank zero, at the same times as the scalars).
     - A "Sparsity" category in TensorBoard's custom-scalars dashboard
-      (:mod:`~pspikessm.callbacks.sparsity_layout`): per stage, one chart with every
-      source's rate and one with the silent fractions. Written at setup, rank zero.
+      (:mod:`~pspikessm.callbacks.sparsity_layout`): per stage, charts of every source's
+      rate, silent fraction, drives outside the window and mean drive. Written at setup,
+      rank zero.
     - Pictures of one validation example, once per validation epoch, rank zero
       (:class:`ExamplePictures`): the longest sequence of the first validation batch, or
       ``example_index`` of that batch; the same example every epoch.
@@ -58,19 +70,29 @@ class FiringRateMonitor(L.Callback):
     Args:
         histograms: write the per-neuron firing-rate histograms.
         images: write the raster and active-ratio images.
+        gradients: record ``grad_rms`` at every source's drive in training.
         example_index: position in the first validation batch of the example the pictures
             show; None: its longest sequence.
     """
 
     def __init__(
-        self, histograms: bool = True, images: bool = True, example_index: int | None = None
+        self,
+        histograms: bool = True,
+        images: bool = True,
+        example_index: int | None = None,
+        gradients: bool = False,
     ) -> None:
         self.histograms = histograms
         self.images = images
+        self.gradients = gradients
         self.example = ExamplePictures(example_index)
         self._hooks = ForwardHooks()
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
+        self._drives: dict[str, dict[str, DriveStatistics]] = defaultdict(dict)
+        self._signed: dict[str, bool] = {}
+        self._windows: dict[str, tuple[float, float] | None] = {}
+        self._neurons: dict[str, nn.Module] = {}
         self._attached_trainer: L.Trainer | None = None
         self._step_before_batch = 0
         self._capture_example = False
@@ -87,7 +109,10 @@ class FiringRateMonitor(L.Callback):
             )
         self._hooks.remove()
         self._attached_trainer = trainer
-        self._sources = self._hooks.on_spikes(pl_module, self._observe)
+        self._sources = self._hooks.on_spikes(pl_module, self._observe, drives=True)
+        self._signed = {name: bool(getattr(m, "signed", False)) for name, m in self._sources}
+        self._neurons = dict(self._sources)
+        self._windows = {name: firing_window(m) for name, m in self._sources}
         if not self._sources:
             rank_zero_warn(
                 f"FiringRateMonitor: {type(pl_module).__name__} has no spiking layers "
@@ -112,6 +137,7 @@ class FiringRateMonitor(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._hooks.remove()
         self._counts.clear()
+        self._drives.clear()
         self.example.clear()
         self._attached_trainer = None
 
@@ -127,15 +153,28 @@ class FiringRateMonitor(L.Callback):
             return "test"
         return None  # prediction
 
-    def _observe(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None) -> None:
-        """One spike tensor (B, H, L) of source ``name`` with its mask (B, 1, L) or None."""
+    def _observe(
+        self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None, drive: torch.Tensor
+    ) -> None:
+        """One spike tensor (B, H, L) of source ``name``, its mask (B, 1, L) or None, and the
+        drive (B, H, L) it was drawn from."""
         stage = self._stage()
         if stage is None:
             return
+        populations = spike_populations(spikes, self._signed.get(name, False))
         counts = self._counts[stage].get(name)
         if counts is None:
-            counts = self._counts[stage][name] = SpikeCounts(spikes.shape[1]).to(spikes.device)
-        counts.update(spikes, mask)
+            counts = SpikeCounts(populations.shape[1]).to(spikes.device)
+            self._counts[stage][name] = counts
+        counts.update(populations, mask)
+        drives = self._drives[stage].get(name)
+        if drives is None:
+            drives = DriveStatistics(self._windows.get(name)).to(spikes.device)
+            self._drives[stage][name] = drives
+        with torch.no_grad():
+            drives.update(drive_in_window(self._neurons[name], drive), mask)
+        if self.gradients and stage == "train" and drive.requires_grad:
+            drive.register_hook(lambda grad: drives.update_gradient(grad, mask))
         if stage == "val" and self._capture_example:
             self.example.capture(name, spikes, mask)
 
@@ -187,8 +226,8 @@ class FiringRateMonitor(L.Callback):
         self._log_stage(trainer, pl_module, "test", on_step=False)
 
     def _reset(self, stage: str) -> None:
-        for counts in self._counts[stage].values():
-            counts.reset()
+        for metric in [*self._counts[stage].values(), *self._drives[stage].values()]:
+            metric.reset()
 
     # --- what to log ------------------------------------------------------------------------
 
@@ -213,6 +252,7 @@ class FiringRateMonitor(L.Callback):
                 self._histogram(trainer, f"sparsity/{stage}/{name}/neuron_rates", result)
             if on_step:
                 metric.reset()  # train scalars cover the steps since the previous log
+            self._log_drives(pl_module, stage, name, on_step)
         rate = total_spikes / max(float(total_steps), 1.0)
         pl_module.log(
             f"sparsity/{stage}/rate",
@@ -221,6 +261,20 @@ class FiringRateMonitor(L.Callback):
             on_epoch=not on_step,
             batch_size=1,
         )
+
+    def _log_drives(self, pl_module, stage: str, name: str, on_step: bool) -> None:
+        """``drive_mean``, ``drive_outside`` (with a window) and ``grad_rms`` (when recorded)."""
+        drives = self._drives[stage].get(name)
+        if drives is None:
+            return
+        for key, value in drives.compute().items():  # all-reduced, identical on every process
+            if not torch.isnan(value):
+                tag = f"sparsity/{stage}/{name}/{key}"
+                pl_module.log(
+                    tag, value.float(), on_step=on_step, on_epoch=not on_step, batch_size=1
+                )
+        if on_step:
+            drives.reset()
 
     @rank_zero_only
     def _histogram(self, trainer, tag: str, result: dict[str, torch.Tensor]) -> None:

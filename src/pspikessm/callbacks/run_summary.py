@@ -24,6 +24,9 @@ from pspikessm.callbacks.tensorboard import tensorboard_writer
 
 SUMMARY_TAG = "run/summary"
 _VAL_RATE = re.compile(r"^sparsity/val/(.+)/rate$")
+_VAL_SILENT = re.compile(r"^sparsity/val/(.+)/silent$")
+#: A spike site that ends a run with more silent neurons than this is named in a warning.
+SILENT_WARNING = 0.2
 
 
 class RunSummary(L.Callback):
@@ -42,8 +45,9 @@ class RunSummary(L.Callback):
     finished, and writes as the TensorBoard text ``run/summary``: the best ``monitor`` value
     and its epoch (0-based, as in checkpoint names), the firing rate of every spike source at
     the last validation epoch grouped by layer (``sparsity/val/S/rate``, when a
-    FiringRateMonitor ran), the time ``fit`` took in this process, the run folder, and the
-    best and last checkpoint paths.
+    FiringRateMonitor ran), a warning naming every spike site that ends with more than
+    :data:`SILENT_WARNING` of its neurons silent, the time ``fit`` took in this process, the
+    run folder, and the best and last checkpoint paths.
 
     The best value and its epoch are saved in checkpoints, so a resumed run continues them.
     How the run went (running, finished, preempted, failed; time, steps, best and test
@@ -190,6 +194,7 @@ class RunSummary(L.Callback):
         rates = firing_rates_by_layer(trainer.callback_metrics)
         if rates:
             lines.append("firing rate (val, last epoch): " + rates)
+        lines += silent_site_warnings(trainer.callback_metrics)
         lines.append(
             f"time: {format_duration(seconds)} in this process; epochs trained: "
             f"{trainer.current_epoch}"
@@ -213,6 +218,21 @@ def firing_rates_by_layer(metrics: dict[str, Any]) -> str:
             layer = layer_of(source)
             layers[layer].append(f"{source.removeprefix(layer + '/')} {float(value):.3f}")
     return "; ".join(f"{layer}: {', '.join(rates)}" for layer, rates in layers.items())
+
+
+def silent_site_warnings(metrics: dict[str, Any]) -> list[str]:
+    """One ``warning: ...`` line per spike site whose ``sparsity/val/S/silent`` fraction among
+    ``metrics`` exceeds :data:`SILENT_WARNING`."""
+    lines = []
+    for tag, value in metrics.items():
+        match = _VAL_SILENT.match(tag)
+        if match and round(float(value), 6) > SILENT_WARNING:  # a float32 0.2 is not above
+            lines.append(
+                f"warning: {match.group(1)} ends with {float(value):.0%} of its neurons silent "
+                "(val, last epoch): they no longer learn; see docs/ablations.md, "
+                '"Keep every spiking neuron alive"'
+            )
+    return lines
 
 
 def format_duration(seconds: float) -> str:

@@ -74,15 +74,22 @@ class ForwardHooks:
         """``hook(module, args, kwargs, output)`` after every call of ``module``."""
         self._handles.append(module.register_forward_hook(hook, with_kwargs=True))
 
-    def on_spikes(self, model: nn.Module, observe: Callable) -> list[tuple[str, nn.Module]]:
+    def on_spikes(
+        self, model: nn.Module, observe: Callable, drives: bool = False
+    ) -> list[tuple[str, nn.Module]]:
         """Call ``observe(name, spikes, mask)`` with every spike tensor of ``model``'s spike
-        sources (names and shapes: :func:`spike_sources`, :func:`spikes_and_mask`); returns
-        the sources."""
+        sources (names and shapes: :func:`spike_sources`, :func:`spikes_and_mask`), and with
+        ``drives`` ``observe(name, spikes, mask, drive)``: the (B, H, L) input the source
+        turned into those spikes. Returns the sources."""
         sources = spike_sources(model)
         for name, module in sources:
 
             def hook(module, args, kwargs, output, name=name) -> None:
-                observe(name, *spikes_and_mask(args, kwargs, output))
+                spikes, mask = spikes_and_mask(args, kwargs, output)
+                if drives:
+                    observe(name, spikes, mask, args[0] if args else kwargs["x"])
+                else:
+                    observe(name, spikes, mask)
 
             self.add(module, hook)
         return sources
@@ -105,6 +112,15 @@ def spikes_and_mask(args: tuple, kwargs: dict, output: torch.Tensor):
     return output, mask
 
 
+def spike_populations(spikes: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Signed spikes (B, H, L) in {-1, 0, 1} as their two populations (B, 2H, L): the ON
+    neurons (the +1 spikes) then the OFF neurons (the -1 spikes), each in {0, 1}; unsigned
+    spikes unchanged. Every spike of either sign counts, in rates and in energy."""
+    if not signed:
+        return spikes
+    return torch.cat([spikes.clamp_min(0.0), (-spikes).clamp_min(0.0)], dim=1)
+
+
 class SpikeCounts(Metric):
     """Per-neuron spike counts and the number of valid (example, step) positions.
 
@@ -112,7 +128,8 @@ class SpikeCounts(Metric):
     ``spikes`` (H,) spikes of each neuron over all valid positions; ``positions`` () number of
     valid (example, time step) positions seen.
 
-    Inputs of :meth:`update`: ``spikes`` (B, H, L) in [0, 1]; ``mask`` (B, 1, L) or None.
+    Inputs of :meth:`update`: ``spikes`` (B, H, L) in [0, 1] (signed spikes: first split
+    into their ON and OFF populations, :func:`spike_populations`); ``mask`` (B, 1, L) or None.
     """
 
     full_state_update = False

@@ -155,12 +155,12 @@ class SpikeBranch(nn.Module):
 
     def __init__(self, d_model: int, settings: BlockSettings, output_affine: bool = True) -> None:
         super().__init__()
-        self.input_spikes = build_neuron(settings.neuron)
+        self.input_spikes = build_neuron(settings.neuron, d_model)
         self.ssm = SSMConvolution(d_model, settings)
         self.dropout = make_dropout(settings.dropout, tied=False)
         self.activation_dropout = make_dropout(settings.dropout, tied=settings.tie_dropout)
         self.output_affine = ChannelAffine(d_model) if output_affine else nn.Identity()
-        self.output_spikes = build_neuron(settings.neuron)
+        self.output_spikes = build_neuron(settings.neuron, d_model)
         self.mask_outputs = settings.mask_output_padding
 
     def output(

@@ -7,11 +7,14 @@ output spikes). Built-in names:
 - ``real``: :class:`RealValued`, no spikes: the drive passes on real-valued (the non-spiking
   S4D/S4 baseline; ``gelu``, its old name, is deprecated);
 - ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]``, straight-through (Binary S4D);
-- ``lif``: :class:`LIFNeuron`, integrate-and-fire with a decaying membrane, iterated over time (LIF-SSM).
+- ``lif``: :class:`LIFNeuron`, integrate-and-fire with a decaying membrane, iterated over time (LIF-SSM);
+- ``normalized_pspike``: :class:`NormalizedSpikeSampler`, P-SpikeSSM spikes of the drive
+  standardised per neuron, so that no neuron falls silent for good (``configs/model/live_neurons.yaml``).
 
 Any other value is an import path (``mypackage.neurons.MyNeuron``); arguments go with the
 class as ``{name: lif, init_args: {beta: 0.9}}``. A neuron is an ``nn.Module`` built
-from its ``init_args`` alone, whose ``forward(drive, mask=None,
+from its ``init_args`` (and the site's width H as ``num_neurons`` when its ``__init__`` takes
+that argument: per-neuron state), whose ``forward(drive, mask=None,
 uniforms=None)`` maps (B, H, L) → (B, H, L), zero where ``mask`` (B, 1, L) is 0. A neuron
 whose outputs are spikes sets the class attribute ``emits_spikes = True``: the firing-rate
 monitor and the energy estimate find it by that. Optional: ``takes_uniforms = True`` if it
@@ -23,24 +26,33 @@ carries state from one time step to the next (streaming; ``state`` is None at re
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from pspikessm.models.settings import ClassChoice, build_choice
+from pspikessm.models.settings import ClassChoice, build_choice, resolve_class
 
 NEURONS = {
     "pspike": "pspikessm.models.neurons.pspike.SpikeSampler",
     "real": "pspikessm.models.neurons.real_valued.RealValued",
     "binary": "pspikessm.models.neurons.binary.HeavisideSpike",
     "lif": "pspikessm.models.neurons.lif.LIFNeuron",
+    "normalized_pspike": "pspikessm.models.neurons.normalized.NormalizedSpikeSampler",
 }
 
 
-def build_neuron(choice: ClassChoice) -> nn.Module:
-    """The neuron ``choice`` names (built-in name, import path, or ``{name, init_args}``)."""
+def build_neuron(choice: ClassChoice, num_neurons: int | None = None) -> nn.Module:
+    """The neuron ``choice`` names (built-in name, import path, or ``{name, init_args}``),
+    given ``num_neurons`` (the site's width H) when its class takes that argument."""
+    if num_neurons is not None:
+        name = choice if isinstance(choice, str) else choice.get("name", "")
+        cls = resolve_class(name, NEURONS, "block.neuron") if isinstance(name, str) else None
+        if cls is not None and "num_neurons" in inspect.signature(cls).parameters:
+            init_args = {} if isinstance(choice, str) else dict(choice.get("init_args") or {})
+            choice = {"name": name, "init_args": {**init_args, "num_neurons": num_neurons}}
     return build_choice(choice, NEURONS, "block.neuron")
 
 

@@ -33,6 +33,7 @@ class HeavisideSpike(nn.Module):
     """
 
     emits_spikes = True  # its outputs are spikes: see pspikessm.models.neurons
+    firing_window = (0.0, 1.0)  # where the straight-through gradient passes
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
