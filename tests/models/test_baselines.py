@@ -99,7 +99,9 @@ def test_bad_switches_name_the_valid_choices() -> None:
     def block(**options) -> PSpikeSSMBlock:
         return PSpikeSSMBlock(4, BlockSettings(d_state=4, **options))
 
-    with pytest.raises(ValueError, match=r"block.neuron='izh'.*'binary', 'lif', 'pspike', 'real'"):
+    with pytest.raises(
+        ValueError, match=r"block.neuron='izh'.*'binary', 'lif', .*'pspike', 'real'"
+    ):
         block(neuron="izh")
     with pytest.raises(ValueError, match=r"block.neuron='no.such.Neuron': cannot import"):
         block(neuron="no.such.Neuron")
