@@ -101,15 +101,11 @@ class PSpikeSSMBlock(nn.Module):
     ) -> torch.Tensor:
         uniforms = self.shared_uniforms(x) if uniforms is None else uniforms
         drives = self.fuse.drives(x, extent)  # per branch (B H L)
-        spikes_in = [
-            branch.input_spikes(drive, mask, z.input)
-            for branch, drive, z in zip(self.branches, drives, uniforms, strict=True)
-        ]
+        inputs = zip(self.branches, drives, uniforms, strict=True)
+        spikes_in = [branch.input_spikes(drive, mask, z.input) for branch, drive, z in inputs]
         membranes = self.ssm(spikes_in)  # per branch (B H L): every branch's SSM neurons at once
-        spikes_out = [
-            branch.output(membrane, mask, z.output)
-            for branch, membrane, z in zip(self.branches, membranes, uniforms, strict=True)
-        ]
+        outputs = zip(self.branches, membranes, uniforms, strict=True)
+        spikes_out = [branch.output(membrane, mask, z.output) for branch, membrane, z in outputs]
         return self.fuse(x, self.mixer(torch.cat(spikes_out, dim=1)), extent)  # (B H L)
 
     def initial_state(self, batch: int) -> list[dict[str, Any]]:
