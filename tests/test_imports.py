@@ -190,3 +190,103 @@ def test_lightning_internals_only_in_the_runtime_package():
     assert outside == []
     inside = [use for path in runtime.rglob("*.py") for use in private_lightning_uses(path)]
     assert any("_log_hyperparams" in use for use in inside)  # the check sees real uses
+
+
+# --- Every module is used: imported by the package or started from outside -----------------
+
+
+def entry_points() -> set[str]:
+    """The modules started from outside the package: pyproject's scripts, ``python -m
+    pspikessm``, the CLI's tools (``cli.TOOLS``), the built-in neurons and kernels a config
+    names (``NEURONS``, ``KERNELS``) and the module of every class a config names by
+    ``class_path`` (each resolved as the CLI resolves it, by importing it)."""
+    import importlib
+    import re
+
+    from pspikessm.cli import TOOLS
+    from pspikessm.models.kernels import KERNELS
+    from pspikessm.models.neurons import NEURONS
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    scripts = pyproject.partition("[project.scripts]")[2].partition("\n[")[0]
+    found = {target.partition(":")[0] for target in re.findall(r'=\s*"([\w.:]+)"', scripts)}
+    found |= {"pspikessm.__main__", *TOOLS.values()}
+    found |= {path.rpartition(".")[0] for path in [*NEURONS.values(), *KERNELS.values()]}
+    for config in (ROOT / "configs").rglob("*.yaml"):
+        for path in re.findall(r"class_path:\s*(pspikessm\.[\w.]+)", config.read_text()):
+            module, _, name = path.rpartition(".")
+            found.add(getattr(importlib.import_module(module), name).__module__)
+    return found
+
+
+def unreachable_modules(paths: dict[str, Path], roots: set[str]) -> list[str]:
+    """The modules of ``paths`` (name → file) that no import reaches from ``roots``; importing
+    ``a.b.c`` runs ``a`` and ``a.b`` too."""
+    reached: set[str] = set()
+    todo = [root for root in roots if root in paths]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        parents = {name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)}
+        todo += [*imported_modules(paths[name], set(paths)), *(parents & set(paths))]
+    return sorted(set(paths) - reached)
+
+
+def test_every_module_is_imported_by_the_package_or_an_entry_point():
+    """No module under src/ sits unused: each is imported (at run time, not only for type
+    checks) from ``pspikessm`` or from an entry point (:func:`entry_points`)."""
+    paths = {name: path for name, path in all_modules().items() if name.startswith("pspikessm")}
+    roots = {"pspikessm", *entry_points()}
+    assert {"pspikessm.cli", "pspikessm.models.backbone", "pspikessm.cli.report"} <= roots
+    assert unreachable_modules(paths, roots) == []
+
+
+def test_the_reachability_check_finds_an_unused_module(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from pkg.sub.used import f\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "used.py").write_text("def f():\n    from pkg import helper\n")
+    (package / "helper.py").write_text("")
+    (package / "orphan.py").write_text("import pkg.helper\n")
+    monkeypatch.setattr(f"{__name__}.SOURCE", tmp_path)
+    paths = {module_name(p): p for p in tmp_path.rglob("*.py")}
+    assert unreachable_modules(paths, {"pkg"}) == ["pkg.orphan"]
+
+
+# --- models/ stands alone: no Lightning, nothing of the package outside models/ -----------
+
+
+def test_models_import_nothing_of_the_package_outside_models():
+    """A model is built, read and reused without the training code (the optimiser tags live in
+    ``models/optim_tags.py``; ``pspikessm.optim`` imports them from there)."""
+    paths = all_modules()
+    outside = {
+        name: sorted(
+            target
+            for target in imported_modules(path, set(paths))
+            if not target.startswith("pspikessm.models")
+        )
+        for name, path in paths.items()
+        if name.startswith("pspikessm.models")
+    }
+    assert len(outside) > 15 and "pspikessm.models.block" in outside  # the check saw models/
+    assert {name: targets for name, targets in outside.items() if targets} == {}
+
+
+def test_importing_the_models_loads_no_lightning():
+    import os
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, pspikessm.models; "
+        "assert not any(m.startswith('lightning') for m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('lightning'))[:5]"
+    )
+    path = os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}  # this checkout's package, not an installed one
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr

@@ -21,7 +21,7 @@ from torch import nn
 
 from pspikessm.callbacks.spike_sources import ForwardHooks, source_name
 from pspikessm.models.backbone import valid_mask
-from pspikessm.models.convolution import SSMConvolution
+from pspikessm.models.convolution import JointSSMConvolution
 
 AUTHORS_SITES = {True: ("input", "input_b", "output", "output_b"), False: ("input", "output")}
 
@@ -44,22 +44,27 @@ def valid_stats(name: str, value: torch.Tensor, mask: torch.Tensor, spikes: bool
 
 class OursProbe:
     """Forward hooks on this project's spike sources and SSM convolutions, named and hooked as
-    the firing-rate monitor does (:mod:`pspikessm.callbacks.spike_sources`)."""
+    the firing-rate monitor does (:mod:`pspikessm.callbacks.spike_sources`).
+
+    A block's SSMs run as one :class:`JointSSMConvolution` (``blocks.{i}.ssm``) whose output
+    is every branch's ``u``: branch j's is named as its own SSM (``branches.{j}.ssm``).
+    """
 
     def __init__(self, backbone: nn.Module) -> None:
         self.records: dict[str, torch.Tensor] = {}
         self.hooks = ForwardHooks()
         self.hooks.on_spikes(backbone, self._save)
         for name, module in backbone.named_modules():
-            if isinstance(module, SSMConvolution):
-                self.hooks.add(module, self._saver(source_name(name)))
+            if isinstance(module, JointSSMConvolution):
+                self.hooks.add(module, self._membranes_saver(name.rpartition(".")[0]))
 
     def _save(self, name: str, value: torch.Tensor, mask: torch.Tensor | None) -> None:
         self.records[name] = value.detach()  # (B H L)
 
-    def _saver(self, name: str):
+    def _membranes_saver(self, block: str):
         def hook(module, args, kwargs, output):
-            self._save(name, output, None)
+            for j, membrane in enumerate(output):  # (B H L) per branch
+                self._save(source_name(f"{block}.branches.{j}.ssm"), membrane, None)
 
         return hook
 

@@ -1,4 +1,5 @@
-"""Files that are either the old version or the new one, never half of either.
+"""Atomic file writes for checkpoints, run records and data caches: after a crash a file
+holds its old version or the new one, never half of either.
 
 A temporary file is written beside the destination, flushed to disk, and renamed over it
 (``os.replace`` is atomic within one filesystem), with the mode the user's umask gives. Used

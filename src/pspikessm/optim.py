@@ -1,9 +1,9 @@
-"""Optimizer settings that live on the parameters, and the parameter groups built from them.
+"""The parameter groups built from the optimiser settings the parameters carry, AdamW, and the
+learning-rate schedules (:func:`configure_adamw`).
 
-The model, not the trainer, says which parameters are special: an SSM module calls
-:func:`tag_optim` on its A, B (and optionally dt) parameters, and :func:`parameter_groups`
-turns the tags into AdamW parameter groups. This is S4's ``_optim`` convention. The
-learning-rate schedules are here too (:func:`configure_adamw`).
+The model tags its special parameters itself (:func:`tag_optim`, S4's ``_optim`` convention,
+defined in :mod:`pspikessm.models.optim_tags` and importable from here too);
+:func:`parameter_groups` turns the tags into AdamW parameter groups.
 """
 
 from __future__ import annotations
@@ -16,35 +16,12 @@ import lightning as L
 import torch
 from torch import nn
 
-OPTIM_ATTR = "_optim"
-
-
-def tag_optim(parameter: nn.Parameter, **settings: float) -> nn.Parameter:
-    """Attach optimizer settings (for example ``lr=1e-3, weight_decay=0.0``) to a parameter."""
-    setattr(parameter, OPTIM_ATTR, dict(settings))
-    return parameter
-
-
-#: Normalisation layers, whose parameters take no weight decay in the official optimiser groups.
-NORMS = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.LayerNorm,
-    nn.GroupNorm,
+# The tagging API is documented under this module's name (docs/forking.md): re-exported.
+from pspikessm.models.optim_tags import (
+    OPTIM_ATTR,
+    exempt_norms_and_biases as exempt_norms_and_biases,
+    tag_optim as tag_optim,
 )
-
-
-def exempt_norms_and_biases(module: nn.Module) -> None:
-    """Weight decay 0 for every normalisation parameter and every parameter named ``*bias``
-    in ``module``: the official optimiser groups (S4's ``add_optimizer_hooks``), which apply
-    to the backbone's blocks and final norm but not to the encoder and decoder."""
-    for submodule in module.modules():
-        for name, parameter in submodule.named_parameters(recurse=False):
-            if name.endswith("bias") or isinstance(submodule, NORMS):
-                settings = getattr(parameter, OPTIM_ATTR, {})
-                tag_optim(parameter, **{**settings, "weight_decay": 0.0})
 
 
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict[str, object]]:

@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader
 
 from helpers.tensorboard_events import latest_text, load
 from pspikessm.callbacks.energy import EnergyEstimate
+from pspikessm.callbacks.energy_counts import fft_conv_macs
 from pspikessm.callbacks.energy_table import format_table
 from pspikessm.data.collate import pad_collate, pad_pair_collate
 from pspikessm.models import BlockSettings, PSpikeSSM
-from pspikessm.models.convolution import fft_conv_macs
 from pspikessm.models.neurons.real_valued import RealValued
 from pspikessm.module import SequenceClassifier
 

@@ -84,6 +84,20 @@ def test_unknown_config_key_is_an_error(tmp_path: Path, capsys) -> None:
     assert "modle" in capsys.readouterr().err
 
 
+def test_the_cli_checks_the_block_choices(capsys) -> None:
+    """``norm``, ``mixer`` and ``init`` are Literal types: the parser refuses another value,
+    naming the key and the choices, before anything is built (one of them here: a parse takes
+    seconds; tests/models/test_settings.py checks all three for Python callers)."""
+    option, value = "norm", "btach"
+    config = ROOT / "configs" / "quickstart.yaml"
+    with pytest.raises(SystemExit):
+        cli_main(
+            ["fit", f"--config={config}", f"--model.backbone.init_args.block.{option}={value}"]
+        )
+    error = capsys.readouterr().err
+    assert f'Parser key "{option}"' in error and "typing.Literal[" in error and value in error
+
+
 def test_help_lists_the_tools(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -15,6 +15,7 @@ from helpers.task_files import (
     tone_clips,
     write_aan,
     write_cifar,
+    write_idx,
     write_imdb,
     write_pathfinder,
     write_speech,
@@ -27,7 +28,7 @@ from pspikessm.data import (
     RetrievalDataModule,
     SpeechCommandsDataModule,
 )
-from pspikessm.data.idx import read_idx, write_idx
+from pspikessm.data.idx import read_idx
 from pspikessm.data.tasks.cifar import to_grayscale
 from pspikessm.data.tasks.mnist import bitrev_permutation
 from pspikessm.data.tasks.speech_commands import SC10, SC35

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
@@ -10,9 +11,15 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from pspikessm.data.idx import write_idx
-
 IMDB_WORDS = {0: "awful bad boring dull ", 1: "great good superb fine "}
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an idx file (the format :mod:`pspikessm.data.idx` reads)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + array.tobytes())
 
 
 def write_imdb(root: Path, per_class: int = 6, tarball: bool = False) -> Path:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from helpers.cli_args import fast_trainer_args, tiny_model_args
 from pspikessm.cli import cli_main
 from pspikessm.data.tasks.listops import ListOpsDataModule
-from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_samplers
+from pspikessm.models import BlockSettings, PSpikeSSM, PSpikeSSMBlock, spike_emitters
 from pspikessm.models.neurons.binary import HeavisideSpike
 from pspikessm.models.neurons.lif import LIFNeuron
 from pspikessm.models.neurons.pspike import SpikeSampler
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {
     "pspike": {},
     "fast": {"kernel": "diag", "second_branch": False},
-    "s4": {"neuron": "gelu"},
-    "s4d": {"neuron": "gelu", "kernel": "diag"},
+    "s4": {"neuron": "real"},
+    "s4d": {"neuron": "real", "kernel": "diag"},
     "binary_s4d": {"neuron": {"name": "binary", "init_args": {"threshold": 0.5}}, "kernel": "diag"},
     "lif_ssm": {
         "neuron": {
@@ -78,15 +78,15 @@ def test_spiking_modules_are_discoverable() -> None:
     def kinds(**options) -> set[type]:
         block = BlockSettings(d_state=4, **options)
         model = PSpikeSSM(num_classes=2, vocab_size=5, d_model=4, n_layers=1, block=block)
-        return {type(m) for _, m in spike_samplers(model)}
+        return {type(m) for _, m in spike_emitters(model)}
 
     assert kinds() == {SpikeSampler}
     assert kinds(neuron="binary") == {HeavisideSpike}
     assert kinds(neuron="lif") == {LIFNeuron}
-    assert kinds(neuron="gelu") == set()
-    block = PSpikeSSMBlock(4, BlockSettings(d_state=4, neuron="gelu"))
+    assert kinds(neuron="real") == set()
+    block = PSpikeSSMBlock(4, BlockSettings(d_state=4, neuron="real"))
     assert isinstance(block.branches[0].input_spikes, RealValued)
-    names = [name for name, _ in spike_samplers(PSpikeSSMBlock(4, BlockSettings(d_state=4)))]
+    names = [name for name, _ in spike_emitters(PSpikeSSMBlock(4, BlockSettings(d_state=4)))]
     assert names == [
         "branches.0.input_spikes",
         "branches.0.output_spikes",
@@ -99,7 +99,9 @@ def test_bad_switches_name_the_valid_choices() -> None:
     def block(**options) -> PSpikeSSMBlock:
         return PSpikeSSMBlock(4, BlockSettings(d_state=4, **options))
 
-    with pytest.raises(ValueError, match=r"block.neuron='izh'.*'binary', 'gelu', 'lif'"):
+    with pytest.raises(
+        ValueError, match=r"block.neuron='izh'.*'binary', 'lif', .*'pspike', 'real'"
+    ):
         block(neuron="izh")
     with pytest.raises(ValueError, match=r"block.neuron='no.such.Neuron': cannot import"):
         block(neuron="no.such.Neuron")

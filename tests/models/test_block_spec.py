@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from pspikessm.models import BlockSettings, PSpikeSSMBlock
-from pspikessm.models.block import make_dropout
+from pspikessm.models.block import BranchUniforms
+from pspikessm.models.layers import make_dropout
 from pspikessm.models.neurons.pspike import SpikeSampler
 
 
@@ -83,7 +84,7 @@ def test_two_branch_block_equals_the_spec(prenorm: bool) -> None:
     x = torch.randn(3, 6, 20, dtype=torch.float64) * 0.5 + 0.5
     u1, u2 = (torch.rand(3, 6, 20, dtype=torch.float64) for _ in range(2))
 
-    ours = block(x, None, [(u1, u1), (u2, u1)])
+    ours = block(x, None, [BranchUniforms(u1, u1), BranchUniforms(u2, u1)])
     spec = spec_block(block, x, u1, u2, prenorm)
     torch.testing.assert_close(ours, spec, rtol=1e-9, atol=1e-9)
     assert (ours != x).double().mean() > 0.05  # the block did something

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from pspikessm.data.collate import bucket_length, pad_collate
 from pspikessm.models import PSpikeSSM
+from pspikessm.models.block import BranchUniforms
+from pspikessm.models.convolution import SSMConvolution, stacked_convolution
 from pspikessm.models.settings import BlockSettings
 from pspikessm.optim import build_adamw, fused_update_allowed
 
@@ -51,7 +53,7 @@ def test_pad_collate_pads_to_the_bucket_and_keeps_the_lengths():
 def pad_uniforms(uniforms, extra: int):
     """Each uniform tensor (B, H, L) with ``extra`` more steps of fresh draws after L."""
     return [
-        [tuple(F.pad(u, (0, extra), value=0.5) for u in pair) for pair in block]
+        [BranchUniforms(*(F.pad(z, (0, extra), value=0.5) for z in branch)) for branch in block]
         for block in uniforms
     ]
 
@@ -105,10 +107,9 @@ def test_build_adamw_is_fused_only_on_gpus():
 @pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("training", [True, False])
 def test_joint_convolution_of_the_branches_equals_one_per_branch(two_sided, training):
-    """One FFT convolution over both branches' 2H channels (the GPU path) gives what each
-    branch's own SSM gives, values and gradients, in training and in cached evaluation."""
-    from pspikessm.models.convolution import SSMConvolution, joint_convolution
-
+    """One FFT convolution over both branches' 2H channels (the GPU path of
+    JointSSMConvolution) gives what each branch's own SSM gives, values and gradients, in
+    training and in cached evaluation."""
     torch.manual_seed(0)
     settings = BlockSettings(d_state=4, two_sided=two_sided)
     ssms = [SSMConvolution(8, settings).train(training) for _ in range(2)]
@@ -118,7 +119,10 @@ def test_joint_convolution_of_the_branches_equals_one_per_branch(two_sided, trai
     outputs = []
     for join in (True, False):
         with torch.set_grad_enabled(training):
-            ys = joint_convolution(ssms, xs, join=join)
+            if join:
+                ys = list(stacked_convolution(ssms, torch.cat(xs, dim=1)).split(8, dim=1))
+            else:
+                ys = [ssm(x) for ssm, x in zip(ssms, xs, strict=True)]
         leaves = [*xs, *(p for ssm in ssms for p in ssm.parameters())]
         grads = []
         if training:

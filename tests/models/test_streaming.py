@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from pspikessm.models import BlockSettings, PSpikeSSM, spike_samplers
+from pspikessm.models import BlockSettings, PSpikeSSM, spike_emitters
+from pspikessm.models.block import BranchUniforms
 
 
 def record_spiking_modules(model: nn.Module) -> tuple[dict, list]:
@@ -23,7 +24,7 @@ def record_spiking_modules(model: nn.Module) -> tuple[dict, list]:
     for neurons with state a wrapper around their ``step``."""
     records: dict[str, list] = {}
     handles = []
-    for name, module in spike_samplers(model):
+    for name, module in spike_emitters(model):
 
         def hook(module, args, output, name=name):
             uniforms = args[2] if len(args) > 2 else None
@@ -122,7 +123,7 @@ def test_online_logits_follow_the_prefix() -> None:
     state = model.initial_state(2)
 
     def at(t: slice):
-        return [[tuple(u[..., t] for u in pair) for pair in b] for b in uniforms]
+        return [[BranchUniforms(*(z[..., t] for z in branch)) for branch in b] for b in uniforms]
 
     for t in range(6):
         online = model.step(inputs[:, t], state, None, at(slice(t, t + 1)))

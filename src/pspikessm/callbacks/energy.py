@@ -8,11 +8,16 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from pspikessm.callbacks.energy_counts import OperationCounts
+from pspikessm.callbacks.energy_counts import (
+    OperationCounts,
+    block_operation_counts,
+    norm_macs_per_step,
+    spike_fan_outs,
+)
 from pspikessm.callbacks.energy_table import publish_table
 from pspikessm.callbacks.spike_sources import ForwardHooks, source_name
 from pspikessm.models.backbone import PSpikeSSM
-from pspikessm.models.block import PSpikeSSMBlock, norm_macs_per_step
+from pspikessm.models.block import PSpikeSSMBlock
 
 TOTAL = "total"
 
@@ -67,7 +72,7 @@ class EnergyEstimate(L.Callback):
         for name, block in blocks:
             index = row(_block_row(name, prefix or not backbones))
             self._hooks.add(block, self._block_hook(block, index))
-            for neuron, fan_out in block.spike_fan_outs():
+            for neuron, fan_out in spike_fan_outs(block):
                 self._hooks.add(neuron, self._spike_hook(index, fan_out))
         for name, backbone in backbones:
             base = f"{name}/" if prefix else ""
@@ -118,7 +123,7 @@ class EnergyEstimate(L.Callback):
             lengths = (
                 torch.full((x.shape[0],), x.shape[-1]) if mask is None else mask.sum(dim=(1, 2))
             ).cpu()
-            self._counts.update(index, **block.operation_counts(lengths))
+            self._counts.update(index, **block_operation_counts(block, lengths))
 
         return hook
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from pspikessm.models.neurons import spike_samplers
+from pspikessm.models.neurons import spike_emitters
 
 
 def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -33,7 +33,7 @@ def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ``layer{i}/input_b`` and ``layer{i}/output_b`` for its second branch; any other source
     keeps its qualified module name with dots turned into underscores.
     """
-    found = spike_samplers(model)  # (qualified name, module)
+    found = spike_emitters(model)  # (qualified name, module)
     names = [source_name(name) for name, _ in found]
     if len(set(names)) != len(names):  # two backbones (e.g. retrieval) share block names
         names = [name.replace(".", "_") for name, _ in found]
@@ -41,8 +41,9 @@ def spike_sources(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 #: The one naming rule of spike observation: block ``i`` (``...blocks.{i}``) is ``layer{i}``; a
-#: site inside it (``branches.{j}.input_spikes``, ``.output_spikes``, ``.ssm``: the SSM output)
-#: is ``layer{i}/input``, ``/output``, ``/u``, with ``_b`` for branch 1 (``_b{j}`` beyond).
+#: site inside it (``branches.{j}.input_spikes``, ``.output_spikes``, ``.ssm``: the SSM output,
+#: which the block's joint ``blocks.{i}.ssm`` returns per branch) is ``layer{i}/input``,
+#: ``/output``, ``/u``, with ``_b`` for branch 1 (``_b{j}`` beyond).
 _LAYER_SITE = re.compile(
     r"(?:^|\.)blocks\.(\d+)(?:\.branches\.(\d+)\.(input_spikes|output_spikes|ssm))?$"
 )

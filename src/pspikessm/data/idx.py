@@ -1,4 +1,4 @@
-"""Reader and writer of the idx format of the MNIST files.
+"""Reader of the idx format of the MNIST files (the tests' writer: ``tests/helpers/task_files.py``).
 
 torchvision's MNIST reads these files from ``MNIST/raw/``, but torchvision is not a dependency
 (its wheels pin one torch version), and the format is small: a 4-byte magic
@@ -37,11 +37,3 @@ def read_idx(path: Path) -> torch.Tensor:
         )
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return torch.from_numpy(array.astype(array.dtype.newbyteorder("="), copy=True))
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an idx file (used by tests and for converting data sets)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + array.tobytes())

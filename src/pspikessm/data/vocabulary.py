@@ -40,10 +40,6 @@ class Vocabulary:
         return [self.index.get(token, unk) for token in tokens]
 
     @property
-    def pad_id(self) -> int:
-        return self.index[PAD]
-
-    @property
     def eos_id(self) -> int:
         return self.index[EOS]
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pspikessm.models.settings import renamed_neuron
+
 ARCHITECTURE_KEY = "backbone_settings"  # checkpoint entry: the backbone's settings
 
 
@@ -78,6 +80,11 @@ def save_architecture(checkpoint: dict[str, Any], backbone: Any) -> None:
 def check_checkpoint_architecture(
     checkpoint: dict[str, Any], backbone: Any, checkpoint_path: Any = None
 ) -> None:
-    """:func:`check_architecture` of what :func:`save_architecture` put in ``checkpoint``."""
+    """:func:`check_architecture` of what :func:`save_architecture` put in ``checkpoint``, in
+    today's names (a neuron saved under a name since renamed is the renamed one)."""
     saved = checkpoint.get(ARCHITECTURE_KEY)
+    block = saved.get("block") if isinstance(saved, Mapping) else None
+    if isinstance(block, Mapping) and "neuron" in block:
+        neuron = renamed_neuron(block["neuron"], warn=False)
+        saved = {**saved, "block": {**block, "neuron": neuron}}
     check_architecture(saved, getattr(backbone, "settings", None), checkpoint_path)

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.block import PSpikeSSMBlock, Uniforms, apply_norm, batch_extent, make_norm
+from pspikessm.models.block import BranchUniforms, PSpikeSSMBlock, Uniforms
+from pspikessm.models.norms import apply_norm, batch_extent, make_norm
+from pspikessm.models.optim_tags import exempt_norms_and_biases
 from pspikessm.models.settings import BlockSettings
-from pspikessm.optim import exempt_norms_and_biases
 
 
 def valid_mask(
@@ -181,7 +182,10 @@ class PSpikeSSM(nn.Module):
 def _uniforms_at(uniforms: Sequence[Uniforms], t: int) -> list[Uniforms]:
     """The (B, H, 1) slice at step ``t`` of every block's uniforms."""
     return [
-        [tuple(None if u is None else u[..., t : t + 1] for u in pair) for pair in block]
+        [
+            BranchUniforms(*(None if z is None else z[..., t : t + 1] for z in branch))
+            for branch in block
+        ]
         for block in uniforms
     ]
 

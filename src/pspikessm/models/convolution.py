@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.kernels import build_kernel
+from pspikessm.models.kernels import KERNEL_INTERFACE, build_kernel
 from pspikessm.models.settings import BlockSettings
 
 #: Spectra kept per module in evaluation (one per distinct sequence length).
@@ -45,12 +44,25 @@ class SSMConvolution(nn.Module):
         self._spectra: dict[tuple, torch.Tensor] = {}
         self._spectra_state: tuple = ()
 
+    def kernels(self, length: int) -> torch.Tensor:
+        """The kernel module's (C, H, L) kernels (C = 2 two-sided), checked against that shape
+        here, where they are used: a kernel of another interface fails naming the option."""
+        k = self.kernel(length)
+        expected = (2 if self.two_sided else 1, self.d.numel(), length)
+        if tuple(k.shape) != expected:
+            kind = type(self.kernel)
+            raise ValueError(
+                f"block.kernel ({kind.__module__}.{kind.__qualname__}): forward({length}) gave "
+                f"shape {tuple(k.shape)}, not {expected}. Expected: {KERNEL_INTERFACE}"
+            )
+        return k
+
     def conv_kernel(self, length: int, fft_size: int | None = None) -> torch.Tensor:
         """The kernel as :func:`fft_conv` takes it: (H, L) causal or (H, fft_size) circular.
 
         ``fft_size`` (default 2L) matters only for the two-sided layout.
         """
-        k = self.kernel(length)  # (C H L)
+        k = self.kernels(length)  # (C H L)
         if self.two_sided:
             return two_sided_kernel(k[0], k[1], fft_size or 2 * length)  # (H n)
         return k[0]  # (H L)
@@ -61,7 +73,7 @@ class SSMConvolution(nn.Module):
         Always float32 or wider, also under autocast: ``Ā^l`` over thousands of steps needs it.
         """
         with torch.autocast(self.d.device.type, enabled=False):
-            k = self.kernel(length)  # (C H L)
+            k = self.kernels(length)  # (C H L)
             pieces = [k[0, :, :1] + self.d.unsqueeze(-1), k[0, :, 1:]]  # lags 0 .. L-1
             if self.two_sided:  # the layout of two_sided_kernel, written in one pass
                 gap = k.new_zeros(k.shape[1], fft_size - 2 * length)  # (H n-2L)
@@ -98,11 +110,7 @@ class SSMConvolution(nn.Module):
         return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.shape[-1]
-        fft_size = fast_fft_size(2 * length)
-        if not self.training and not torch.is_grad_enabled():
-            return spectral_conv(x, self.kernel_spectrum(length, fft_size), fft_size)
-        return fft_conv(x, self.skip_kernel(length, fft_size), fft_size)  # (B H L)
+        return stacked_convolution([self], x)  # (B H L)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` the plain way: FFT of size 2L, then the skip added separately."""
@@ -134,6 +142,46 @@ class SSMConvolution(nn.Module):
         recurrence, hidden = state
         y, hidden = recurrence.step(x[..., 0], hidden)  # (B H)
         return (y + self.d * x[..., 0]).unsqueeze(-1), (recurrence, hidden)
+
+
+class JointSSMConvolution(nn.Module):
+    """The SSM neurons of every branch of a block as one convolution: per branch ``x_j``
+    (B, H, L) → ``u_j`` (B, H, L), what branch j's :class:`SSMConvolution` computes.
+
+    On a GPU, where a step waits for kernel launches, the branches run as one FFT convolution
+    over their stacked channels (B, bH, L): one rfft, product and irfft (and one of each
+    backward) instead of one per branch. On CPU each branch runs alone: the stacking copies
+    cost more than they save (a ListOps block's forward+backward took 1.21x as long joined,
+    one thread). Per channel the transforms are the same, so are the results.
+
+    It holds no parameters: the branches own (and save) their SSMs. Its forward hooks see
+    every branch's ``u``; the branches' own SSM modules are not called.
+    """
+
+    def __init__(self, branch_ssms: Sequence[SSMConvolution]) -> None:
+        super().__init__()
+        self.branch_ssms = tuple(branch_ssms)  # a tuple: not registered a second time
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if not xs[0].is_cuda:
+            return [
+                stacked_convolution([ssm], x) for ssm, x in zip(self.branch_ssms, xs, strict=True)
+            ]
+        y = stacked_convolution(self.branch_ssms, torch.cat(list(xs), dim=1))  # (B bH L)
+        return list(y.split([x.shape[1] for x in xs], dim=1))
+
+
+def stacked_convolution(ssms: Sequence[SSMConvolution], x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, ΣH, L), the channels of ``ssms`` stacked, convolved with their kernels and D
+    skips: :func:`fft_conv` of their :meth:`~SSMConvolution.skip_kernel`, or in evaluation
+    without gradients :func:`spectral_conv` of their cached spectra. → (B, ΣH, L)."""
+    length = x.shape[-1]
+    fft_size = fast_fft_size(2 * length)
+    if not ssms[0].training and not torch.is_grad_enabled():
+        spectra = [ssm.kernel_spectrum(length, fft_size) for ssm in ssms]  # (H n/2+1) each
+        return spectral_conv(x, torch.cat(spectra) if len(ssms) > 1 else spectra[0], fft_size)
+    kernels = [ssm.skip_kernel(length, fft_size) for ssm in ssms]  # (H K) each
+    return fft_conv(x, torch.cat(kernels) if len(ssms) > 1 else kernels[0], fft_size)
 
 
 # Long convolutions by FFT, causal or two-sided.
@@ -251,52 +299,3 @@ def fft_conv_reference(
     n = 2 * x.shape[-1] if fft_size is None else fft_size
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
     return spectral_conv(x, torch.fft.rfft(kernel.to(compute_dtype), n=n), n)
-
-
-def fft_conv_macs(length: int) -> float:
-    """MACs of one neuron's FFT convolution of a length-``l`` sequence (FFT size n = 2l, the
-    minimum without wrap-around; the code may round n up to a faster size), for the energy
-    estimate.
-
-    A real FFT of size n counts as half a radix-2 complex FFT: ``n·log2(n)`` MACs ((n/2)·log2 n
-    butterflies of one complex multiply, 4 real MACs each, halved); forward FFT of the input
-    and inverse FFT of the product: ``2·n·log2(n)``; the product of ``n/2 + 1`` complex bins:
-    ``4·(n/2 + 1)``.
-    """
-    n = 2 * length
-    return 2.0 * n * math.log2(n) + 4.0 * (n // 2 + 1)
-
-
-def joint_convolution(
-    ssms: Sequence[nn.Module], xs: Sequence[torch.Tensor], join: bool | None = None
-) -> list[torch.Tensor]:
-    """``[ssm(x) for ssm, x in zip(ssms, xs)]`` (each x (B, H, L)) as one FFT convolution over
-    the stacked channels (B, nH, L): a block's branches share one rfft, product and irfft
-    (and one of each backward) instead of one per branch. Per channel the transforms are the
-    same, so are the results. ``join`` None: on a GPU only, where a step waits for kernel
-    launches; on CPU the stacking copies cost more than they save (a ListOps block's
-    forward+backward took 1.21x as long joined, one thread). One call per module also where
-    the stacking does not apply: another module than :class:`SSMConvolution`, or a hook
-    watching one.
-    """
-    join = xs[0].is_cuda if join is None else join
-    joinable = (
-        join
-        and len(ssms) > 1
-        and all(
-            type(ssm) is SSMConvolution and not (ssm._forward_hooks or ssm._forward_pre_hooks)
-            for ssm in ssms
-        )
-    )
-    if not joinable:
-        return [ssm(x) for ssm, x in zip(ssms, xs, strict=True)]
-    length = xs[0].shape[-1]
-    fft_size = fast_fft_size(2 * length)
-    x = torch.cat(list(xs), dim=1)  # (B nH L)
-    if not ssms[0].training and not torch.is_grad_enabled():
-        spectra = torch.cat([ssm.kernel_spectrum(length, fft_size) for ssm in ssms])
-        y = spectral_conv(x, spectra, fft_size)
-    else:
-        kernels = torch.cat([ssm.skip_kernel(length, fft_size) for ssm in ssms])  # (nH K)
-        y = fft_conv(x, kernels, fft_size)  # (B nH L)
-    return list(y.split([x.shape[1] for x in xs], dim=1))

@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 #: A neuron or kernel: a built-in name or an import path (``pspike``, ``mypackage.MyNeuron``),
 #: or ``{name: <name or path>, init_args: {...}}`` with the class's arguments. One value holds
 #: the class and its arguments, so a config that changes the class replaces both. (Not
 #: ``class_path``: jsonargparse 4.53 would try to import a ``class_path`` nested in a dataclass.)
 ClassChoice = str | dict[str, str | dict[str, Any]]
+
+#: ``block.norm``: BatchNorm over (B, L) per channel, LayerNorm over H per step, or none.
+Norm = Literal["batch", "layer", "none"]
+#: ``block.mixer``: the SpikeMixer's activation, or no mixer.
+Mixer = Literal["gelu", "relu", "none"]
+#: ``block.init``: the SSM initialisation (``lin`` for the ``diag`` kernel only).
+Init = Literal["legs", "lin"]
+
+
+#: Built-in neuron names renamed since the last release, old → new: the old name still works
+#: for one release, with a DeprecationWarning, and a checkpoint saved under it still loads.
+RENAMED_NEURONS = {"gelu": "real"}
+
+
+def renamed_neuron(choice: ClassChoice, warn: bool = True) -> ClassChoice:
+    """``choice`` (a ``block.neuron`` value) with a name of :data:`RENAMED_NEURONS` replaced by
+    today's (warning when ``warn``); any other value unchanged."""
+    name = choice.get("name") if isinstance(choice, Mapping) else choice
+    if not isinstance(name, str) or name not in RENAMED_NEURONS:
+        return choice
+    new = RENAMED_NEURONS[name]
+    if warn:
+        warnings.warn(
+            f"block.neuron={name!r} is deprecated and goes in the next release: use {new!r}, "
+            "the same neuron",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    return new if isinstance(choice, str) else {**choice, "name": new}
 
 
 def training_only(default: Any) -> Any:
@@ -48,7 +78,7 @@ class BlockSettings:
         c_lr: learning rate of C (global weight decay); None: the global rate. The official
             Image and Pathfinder experiments give dt and C the SSM rate (a scalar layer ``lr``).
         neuron: what draws the spikes at every site: ``pspike`` (Bernoulli spikes, the model),
-            ``gelu`` (no spikes: S4/S4D), ``binary`` (Binary S4D), ``lif`` (LIF-SSM), or the
+            ``real`` (no spikes: S4/S4D), ``binary`` (Binary S4D), ``lif`` (LIF-SSM), or the
             import path of a neuron class of your own (:data:`ClassChoice`); with init
             arguments as ``{name: lif, init_args: {beta: 0.9}}``.
         second_branch: the official second SSM branch (their ``bidirectional: true``; it does
@@ -75,7 +105,7 @@ class BlockSettings:
 
     d_state: int = 64
     kernel: ClassChoice = "dplr"
-    init: str = "legs"
+    init: Init = "legs"
     dt_min: float = training_only(1e-3)
     dt_max: float = training_only(1e-1)
     two_sided: bool = False
@@ -85,8 +115,8 @@ class BlockSettings:
     neuron: ClassChoice = "pspike"
     second_branch: bool = True
     share_uniforms: bool = training_only(True)
-    mixer: str = "gelu"
-    norm: str = "batch"
+    mixer: Mixer = "gelu"
+    norm: Norm = "batch"
     prenorm: bool = False
     residual: bool = True
     dropout: float = training_only(0.0)
@@ -94,11 +124,19 @@ class BlockSettings:
     mask_output_padding: bool = True
 
     def __post_init__(self) -> None:
+        # The CLI checks the Literal fields when it parses a config; this is for Python callers.
+        for name, hint in get_type_hints(BlockSettings).items():
+            value = getattr(self, name)
+            if get_origin(hint) is Literal and value not in get_args(hint):
+                raise ValueError(f"block.{name}={value!r}: expected one of {list(get_args(hint))}")
         if self.d_state < 1:
             raise ValueError(
                 f"block.d_state={self.d_state}: expected a state size >= 1 (the paper's "
                 "models use 64)"
             )
+        self.neuron = renamed_neuron(self.neuron)
+        if self.mixer == "none" and self.second_branch:
+            raise ValueError("block.second_branch needs a mixer (2H → H); got mixer='none'")
 
     @property
     def branches(self) -> int:

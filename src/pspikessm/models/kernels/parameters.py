@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pspikessm.models.optim_tags import tag_optim
 from pspikessm.models.settings import BlockSettings
-from pspikessm.optim import tag_optim
 
 DT_TRANSFORMS = ("exp", "softplus")
 

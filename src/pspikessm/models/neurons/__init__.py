@@ -4,7 +4,8 @@
 output spikes). Built-in names:
 
 - ``pspike``: :class:`SpikeSampler`, Bernoulli spikes of ``clamp(x, 0, 1)`` (P-SpikeSSM);
-- ``gelu``: :class:`RealValued`, no spikes (the non-spiking S4D/S4 baseline);
+- ``real``: :class:`RealValued`, no spikes: the drive passes on real-valued (the non-spiking
+  S4D/S4 baseline; ``gelu``, its old name, is deprecated);
 - ``binary``: :class:`HeavisideSpike`, ``1[x > 1/2]``, straight-through (Binary S4D);
 - ``lif``: :class:`LIFNeuron`, integrate-and-fire with a decaying membrane, iterated over time (LIF-SSM);
 - ``normalized_pspike``: :class:`NormalizedSpikeSampler`, P-SpikeSSM spikes of the drive
@@ -26,6 +27,7 @@ carries state from one time step to the next (streaming; ``state`` is None at re
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -35,7 +37,7 @@ from pspikessm.models.settings import ClassChoice, build_choice, resolve_class
 
 NEURONS = {
     "pspike": "pspikessm.models.neurons.pspike.SpikeSampler",
-    "gelu": "pspikessm.models.neurons.real_valued.RealValued",
+    "real": "pspikessm.models.neurons.real_valued.RealValued",
     "binary": "pspikessm.models.neurons.binary.HeavisideSpike",
     "lif": "pspikessm.models.neurons.lif.LIFNeuron",
     "normalized_pspike": "pspikessm.models.neurons.normalized.NormalizedSpikeSampler",
@@ -78,9 +80,21 @@ def is_spike_source(module: nn.Module) -> bool:
     return bool(getattr(module, "emits_spikes", False))
 
 
-def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every spike-producing module in ``model`` with its qualified name, in forward order.
+def spike_emitters(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every spike source in ``model`` (:func:`is_spike_source`: samplers, binary and LIF
+    neurons, any class that opts in) with its qualified name, in forward order.
 
     Forward hooks on them observe every spike tensor; a non-spiking model has none.
     """
     return [(name, m) for name, m in model.named_modules() if is_spike_source(m)]
+
+
+def spike_samplers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Deprecated for one release: :func:`spike_emitters` (it returns every spike source)."""
+    warnings.warn(
+        "spike_samplers() is deprecated and goes in the next release: use spike_emitters(), "
+        "the same list (every spike source, not only samplers)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return spike_emitters(model)
