@@ -48,7 +48,7 @@ def listops_set(num_train: int | None = None) -> dict:
 
 
 #: Variant items that swap the neuron of one site in every branch after the CLI built the
-#: model (:func:`swap_sites`): ``site.input=gelu``, ``site.output=benchmarks.parity....``.
+#: model (:func:`swap_sites`): ``site.input=real``, ``site.output=benchmarks.parity....``.
 SITES = {"site.input": "input_spikes", "site.output": "output_spikes"}
 
 
@@ -140,7 +140,7 @@ def build(
 
 def swap_sites(model: torch.nn.Module, swaps: dict[str, str]) -> None:
     """Replace the neuron at each named site (``input_spikes``, ``output_spikes``) of every
-    branch of ``model`` with a new one built from its choice (``gelu``, an import path, or
+    branch of ``model`` with a new one built from its choice (``real``, an import path, or
     YAML ``{name: ..., init_args: {...}}``), given the branch's width."""
     width = model.backbone.settings["d_model"]
     for module in list(model.modules()):

@@ -80,7 +80,7 @@ def test_study_rows_average_seeds_and_measure_the_gap_to_the_twin(tmp_path: Path
 
 
 def test_site_swaps_replace_one_site_in_every_branch():
-    items = ["site.input=gelu", "site.output={name: normalized_pspike, init_args: {offset: 0}}"]
+    items = ["site.input=real", "site.output={name: normalized_pspike, init_args: {offset: 0}}"]
     variant = Variant("sites", [*items, "model.lr=0.01"])
     assert variant.cli_args() == ["--model.lr=0.01"]
     settings = BlockSettings(d_state=4, kernel="diag", second_branch=False)

@@ -1,4 +1,4 @@
-"""The CLI's glibc setting: freed memory is kept in the process when the user opts in."""
+"""The CLI's glibc setting: freed memory is kept in the process, unless the user opts out."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import platform
 
 import pytest
 
-from pspikessm.cpu_memory import OPT_IN, keep_freed_memory
+from pspikessm.cpu_memory import OPT_OUT, keep_freed_memory
 
 IS_GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 @pytest.mark.skipif(not IS_GLIBC, reason="mallopt is glibc's")
 def test_large_blocks_come_from_the_heap_after_the_call(monkeypatch):
-    monkeypatch.setenv(OPT_IN, "1")
+    monkeypatch.delenv(OPT_OUT, raising=False)
     assert keep_freed_memory() is True
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.malloc.restype = ctypes.c_void_p
@@ -30,8 +30,6 @@ def test_large_blocks_come_from_the_heap_after_the_call(monkeypatch):
         libc.free(ctypes.c_void_p(block))
 
 
-def test_off_unless_opted_in(monkeypatch):
-    monkeypatch.delenv(OPT_IN, raising=False)
-    assert keep_freed_memory() is False
-    monkeypatch.setenv(OPT_IN, "0")
+def test_opt_out(monkeypatch):
+    monkeypatch.setenv(OPT_OUT, "0")
     assert keep_freed_memory() is False
