@@ -136,3 +136,9 @@ def test_config_fast_dev_run(tmp_path, config):
     metrics = test.trainer.callback_metrics
     assert "test/acc" in metrics and "energy/total/nj" in metrics
     assert any(key.startswith("sparsity/test/") for key in metrics)
+
+
+def test_a_run_without_a_data_module_says_what_is_missing():
+    """The default ``data`` holds only the shared loader settings: alone, it names the fix."""
+    with pytest.raises(ValueError, match=r"no data module given; name one with data\.class_path"):
+        cli_main(["--seed_everything=0", "--trainer.logger=false"], run=False)
