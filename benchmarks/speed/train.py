@@ -48,6 +48,7 @@ from benchmarks.harness import (
     time_interleaved,
     write_results,
 )
+from pspikessm.cli.train import TASK_DEFAULTS
 from pspikessm.module import SequenceClassifier
 from pspikessm.optim import build_adamw
 
@@ -61,6 +62,8 @@ def build_module(*configs: Path, **linked: int) -> SequenceClassifier:
     (num_classes, vocab_size, d_input)."""
     parser = ArgumentParser()
     parser.add_class_arguments(SequenceClassifier, "model")
+    # The CLI's model defaults (the backbone class), which task configs leave unwritten.
+    parser.set_defaults({k: v for k, v in TASK_DEFAULTS.items() if k.startswith("model.")})
     merged = None
     for config in configs:
         if not config.exists():

@@ -45,7 +45,7 @@ MEETINGS = [
     # block, the retrieval head's energy counted once per pair, sparsity of a pair batch.
     (("lif_ssm",), "lra/retrieval.yaml"),
     (("nonspiking",), "lra/retrieval.yaml"),
-    # One-sided (causal) kernels: only the sMNIST and speech configs set two_sided: false, so
+    # One-sided (causal) kernels: only the sMNIST and speech configs keep two_sided false, so
     # the diagonal kernel's causal path with an overlay's kernel reset is reached only here.
     (("diag",), "mnist/smnist.yaml"),
     # The overlay's kernel_args reset drops the config's l_max: the DPLR kernel then takes the

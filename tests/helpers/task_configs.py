@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from helpers.task_files import (
@@ -16,6 +17,10 @@ from helpers.task_files import (
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+#: Every task config: a published task each (the quickstart, overlays and presets are not tasks).
+TASK_CONFIGS = sorted(
+    path for folder in ("lra", "mnist", "speech") for path in (CONFIGS / folder).glob("*.yaml")
+)
 
 #: config → (writer of its tiny data set, extra overrides)
 TASKS = {
@@ -37,3 +42,15 @@ TASKS = {
 #: The fast tier's task fits: tokens (text) and document pairs (retrieval, the two-input
 #: backbone); the others, among them real-valued pixels and the 16k-step ones, run slow.
 FAST_TASKS = ("lra/text.yaml", "lra/retrieval.yaml")
+
+
+def setting_lines(path: Path) -> list[str]:
+    """The lines of ``path`` that set something (not blank, not a comment), trailing comments
+    dropped."""
+    lines = (line.split(" #")[0].rstrip() for line in path.read_text().splitlines())
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def key_value_lines(path: Path) -> set[str]:
+    """The setting lines of ``path`` that give a key a value (``key: value``), unindented."""
+    return {line.strip() for line in setting_lines(path) if re.match(r"\s*(- )?[\w.+]+: *\S", line)}

@@ -32,6 +32,53 @@ from pspikessm.runtime.registration import (
 
 log = logging.getLogger(__name__)
 
+#: What every task config shares, written once: the CLI's defaults. A config or the command line
+#: overrides any of them, and ``--print_config`` shows them with the rest of the run.
+TASK_DEFAULTS: dict[str, Any] = {
+    "trainer.logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        # A task config names its runs' folder: trainer.logger.init_args.name.
+        "init_args": {"save_dir": "logs"},
+    },
+    "trainer.callbacks": [
+        # A live bar on a terminal; one line per epoch when stdout is a file (a job log).
+        {"class_path": "pspikessm.callbacks.TerminalProgressBar"},
+        {"class_path": "pspikessm.callbacks.JobLog"},
+        {
+            "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
+            "init_args": {"logging_interval": "step"},
+        },
+        {"class_path": "pspikessm.callbacks.FiringRateMonitor"},
+        {"class_path": "pspikessm.callbacks.EnergyEstimate"},
+        {"class_path": "pspikessm.callbacks.RunSummary"},
+    ],
+    "model.backbone": {"class_path": "pspikessm.models.PSpikeSSM"},
+    # No partial last training batch, as the authors' loaders; the quickstart and the example
+    # set both back. Kept when a config names its data module: see SharedLoaderSettings.
+    "data": {
+        "class_path": "pspikessm.cli.train.SharedLoaderSettings",
+        "init_args": {"num_workers": 4, "drop_last": True},
+    },
+    "trainer.log_every_n_steps": 50,  # Lightning's own value, shown by --print_config
+}
+
+
+class SharedLoaderSettings(LightningDataModule):
+    """The default ``data``: not a task, only the loader settings every task shares.
+
+    A config's ``data.class_path`` replaces it, and jsonargparse carries these ``init_args``
+    over to the named class. A default of a task's data module itself (a base class's) would
+    carry all of its own defaults over and silently replace the task's (IMDB downloads by
+    default, its base class does not): this class has these two parameters and no others.
+    """
+
+    def __init__(self, num_workers: int, drop_last: bool) -> None:
+        raise ValueError(
+            "data: no data module given; name one with data.class_path (every task config does, "
+            f"e.g. configs/quickstart.yaml); num_workers={num_workers}, drop_last={drop_last} "
+            "would apply to it"
+        )
+
 
 class PSpikeSSMCLI(LightningCLI):
     """LightningCLI with the data-to-model links and the project's checkpoint defaults."""
@@ -47,6 +94,7 @@ class PSpikeSSMCLI(LightningCLI):
                     "data", target, partial(protocol_value, name=name), apply_on="instantiate"
                 )
         add_run_safety_arguments(parser)
+        parser.set_defaults(TASK_DEFAULTS)
         # `predict` writes its predictions into the run folder (inert in other subcommands).
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
