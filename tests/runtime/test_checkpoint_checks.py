@@ -145,6 +145,9 @@ def test_the_last_good_checkpoint_is_one_checked_finite(trained, tmp_path):
         )
 
     assert NonFiniteLossStop.good_checkpoint(stopped_trainer(poisoned, good)) == str(good)
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")  # unreadable: not good either
+    assert NonFiniteLossStop.good_checkpoint(stopped_trainer(empty, good)) == str(good)
     named = NonFiniteLossStop.good_checkpoint(stopped_trainer(poisoned, poisoned))
     assert named.startswith("none")
 

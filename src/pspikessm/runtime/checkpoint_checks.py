@@ -137,8 +137,8 @@ def checked_problem(path: str | os.PathLike, parameter_names: Collection[str] | 
             path, lambda: torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         )
         check_finite(checkpoint, path, parameter_names)
-    except (UnusableCheckpoint, OSError) as error:
-        return str(error)
+    except Exception as error:  # a probe on a failure path: any failure means "not good"
+        return f"{type(error).__name__}: {error}"
     return None
 
 
