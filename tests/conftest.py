@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,12 @@ def listops_dir(tmp_path: Path) -> Path:
     root = tmp_path / "lra_release"
     write_listops(root / "listops-1000", TINY_LISTOPS)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _keep_sigterm_handler():
+    """Each test leaves SIGTERM as it found it: a preempted ``main`` run in this process ignores
+    SIGTERM from then on, as the command does while it exits."""
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)

@@ -180,7 +180,9 @@ def test_a_file_the_user_placed_with_a_wrong_checksum_is_kept(tmp_path):
     (tmp_path / "payload.bin").write_bytes(b"my own copy")
     with (
         serve({"payload.bin": PAYLOAD}) as served,
-        pytest.raises(OSError, match=r"payload.bin: md5 checksum .* replace or delete the file"),
+        pytest.raises(
+            OSError, match=r"payload.bin: md5 checksum .* tampered with. Delete .*payload.bin"
+        ),
     ):
         fetch([payload_resource(served)], tmp_path)
     assert served.requests == [] and (tmp_path / "payload.bin").read_bytes() == b"my own copy"
@@ -192,7 +194,7 @@ def test_unpacking_that_fails_leaves_no_half_filled_folder(tmp_path, archive):
     md5 = hashlib.md5(truncated).hexdigest()
     with serve({"archive.tar.gz": truncated}) as served:
         resource = Resource(served.url("archive.tar.gz"), "archive.tar.gz", md5=md5)
-        with pytest.raises(OSError, match=r"archive.tar.gz: cannot unpack it .* truncated"):
+        with pytest.raises(OSError, match=r"archive.tar.gz: cannot unpack it .* ends early"):
             fetch([resource], tmp_path / "t")
     assert sorted(p.name for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")) == [
         "archive.tar.gz"

@@ -12,18 +12,34 @@ that process signals itself; default: every process):
 - ``repeat``: during the training step at global step STEP, and again once the stop that
   follows has restored the signal handlers (a scheduler that repeats the signal);
 - ``save``: inside the write of ``last.ckpt`` at global step STEP, after its data is in the
-  temporary file and before that file replaces the checkpoint.
+  temporary file and before that file replaces the checkpoint;
+- ``shutdown``: during the training step at global step STEP, then again every 20 ms from
+  when the stop that follows has saved ``last.ckpt`` until the process is gone, through the
+  interpreter's exit (a line in ``shutdown-signals`` in the run folder for each).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 import pspikessm.files
+
+
+def signal_until_gone(signum: signal.Signals, record: Path) -> None:
+    """Start a shell that sends ``signum`` to this process every 20 ms until it is gone (at most
+    500 times), adding a line to ``record`` for each signal sent."""
+    number = int(signum)
+    loop = (
+        'i=0; while [ "$i" -lt 500 ] && kill -' + str(number) + ' "$0" 2>/dev/null; '
+        'do echo sent >> "$1"; i=$((i+1)); sleep 0.02; done'
+    )
+    subprocess.Popen(["sh", "-c", loop, str(os.getpid()), str(record)], start_new_session=True)
 
 
 class InjectFault(Callback):
@@ -67,7 +83,7 @@ class InjectFault(Callback):
         data.collate_fn = collate_and_signal  # read when the loaders are built, after setup
 
     def on_before_backward(self, trainer: L.Trainer, pl_module, loss) -> None:
-        if self.point in ("train", "repeat") and trainer.global_step == self.step:
+        if self.point in ("train", "repeat", "shutdown") and trainer.global_step == self.step:
             self._send()
 
     def on_validation_batch_end(
@@ -92,3 +108,7 @@ class InjectFault(Callback):
 
         os.fsync = signal_then_fsync
         assert pspikessm.files.os is os  # the writer calls this os.fsync
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        if self.point == "shutdown" and self.sent:  # the stop, after last.ckpt was saved
+            signal_until_gone(self.signum, Path(trainer.log_dir) / "shutdown-signals")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import warnings
 from functools import partial
 from typing import Any
@@ -21,6 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from pspikessm.callbacks.predictions import PredictionWriter
 from pspikessm.data.protocol import DATA_PROTOCOL, protocol_value
 from pspikessm.module import SequenceClassifier
+from pspikessm.runtime.checkpoint_checks import settle_weights_only
 from pspikessm.runtime.registration import (
     SAVE_CONFIG_CALLBACK,
     add_run_safety_arguments,
@@ -111,6 +113,9 @@ class PSpikeSSMCLI(LightningCLI):
         # is used, and a checkpoint of another architecture is an error when it loads.
         subcommand = self.config.get("subcommand")
         if subcommand:
+            # `weights_only: false` unpickles the checkpoint: this command line's alone counts.
+            argv = sys.argv[1:] if args is None else args
+            settle_weights_only(self.config[subcommand], argv if isinstance(argv, list) else None)
             self._ckpt_path = self.config[subcommand].get("ckpt_path")
             self.config[subcommand].ckpt_path = None
 

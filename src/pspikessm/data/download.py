@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pspikessm.data.archives import extract
+from pspikessm.data.archives import REFETCH, extract
 from pspikessm.data.progress import progress
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ def download(resource: Resource, path: Path) -> None:
         part.unlink()
         raise OSError(
             f"{resource.url}: the download's {problem}; it was deleted, run again to download "
-            "it afresh (if it fails again, the server's copy differs from the published one)"
+            "it afresh (if it fails again, the server's copy differs from the published one: it "
+            "may have been tampered with)"
         )
     os.replace(part, path)
 
@@ -215,6 +216,9 @@ def fetch(resources: Iterable[Resource], target: Path) -> None:
         if not path.exists():
             download(resource, path)
         elif problem := checksum_mismatch(path, resource):  # a file the user put there
-            raise OSError(f"{path}: {problem} of {resource.url}; replace or delete the file")
+            raise OSError(
+                f"{path}: {problem} of {resource.url}: it is not the published file; "
+                + REFETCH.format(path=path)
+            )
         if resource.extract:
             extract(path, target)

@@ -173,7 +173,7 @@ def after_run(trainer: Trainer) -> None:
 def preemption_exit() -> Iterator[None]:
     """Exit with :data:`PREEMPTED_EXIT_CODE` when the command stops for a preemption signal:
     in training (:class:`PreemptionCheckpoint`), before it (:class:`StopOnSignal`), and when
-    the signal is repeated while it stops."""
+    the signal is repeated while it stops, the interpreter's exit included."""
     previous = signal.getsignal(signal.SIGTERM)
     handler = install_stop_on_signal()
     try:
@@ -183,7 +183,11 @@ def preemption_exit() -> Iterator[None]:
         sys.exit(PREEMPTED_EXIT_CODE)
     finally:
         release_run_folders()
-        # A stopping command keeps its handler (which now only notes a repeated SIGTERM)
-        # while the interpreter exits, rather than the default action (status 143).
-        if not (handler.stopping and previous in (None, signal.SIG_DFL)):
+        if handler.stopping:
+            # The state is saved; further SIGTERMs (schedulers repeat it) are ignored while
+            # the interpreter exits. A Python handler would not do: the interpreter resets
+            # those to the default action (status 143) early in its exit, an ignored signal
+            # stays ignored.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        else:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -8,6 +8,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from pspikessm.runtime.checkpoint_checks import (
+    checked_problem,
+    nonfinite_tensors,
+    nonfinite_weights,
+)
+
 LOSS_STOP = "training stopped before this step changed the weights"
 WEIGHTS_STOP = "training stopped before this state was validated or saved"
 SAVE_STOP = "that checkpoint was not written"
@@ -15,18 +21,6 @@ SAVE_STOP = "that checkpoint was not written"
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or weight."""
-
-
-def nonfinite_tensors(tensors: dict[str, Any], nan_only: frozenset[str] = frozenset()) -> list[str]:
-    """The names of the floating-point tensors in ``tensors`` holding a NaN or an infinity
-    (only a NaN for the names in ``nan_only``: a running maximum starts at -inf)."""
-    return [
-        name
-        for name, tensor in tensors.items()
-        if isinstance(tensor, torch.Tensor)
-        and tensor.is_floating_point()
-        and not bool((~torch.isnan(tensor) if name in nan_only else torch.isfinite(tensor)).all())
-    ]
 
 
 class NonFiniteLossStop(Callback):
@@ -43,7 +37,8 @@ class NonFiniteLossStop(Callback):
     So every checkpoint on disk holds finite weights. Under DDP the processes agree first
     (one scalar all-reduce per check), so all of them stop at the same step. The message names
     the global step, epoch and batch, the checkpoint to resume from (the newest this run
-    wrote, or the one it resumed from) and what to change (lower the learning rate, set
+    wrote, or the one it resumed from, each read and checked finite when the message is
+    written: a file it cannot vouch for is never called good) and what to change (lower the learning rate, set
     ``trainer.gradient_clip_val``, or use ``32-true``).
     """
 
@@ -63,9 +58,7 @@ class NonFiniteLossStop(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        state = checkpoint.get("state_dict", {})
-        parameters = {name for name, _ in pl_module.named_parameters()}
-        bad = nonfinite_tensors(state, nan_only=frozenset(state.keys() - parameters))
+        bad = nonfinite_weights(checkpoint, parameter_names(pl_module))
         if bad:  # each process saves its own state; rank zero writes it
             self._stop(trainer, f"non-finite weights in a checkpoint ({bad[:3]})", SAVE_STOP)
 
@@ -77,9 +70,17 @@ class NonFiniteLossStop(Callback):
 
     @staticmethod
     def good_checkpoint(trainer: L.Trainer) -> str:
-        """The newest checkpoint of this run: this attempt's last save, or the one it resumed."""
-        written = getattr(trainer.checkpoint_callback, "last_model_path", "")
-        return written or trainer.ckpt_path or "none yet"
+        """The newest checkpoint of this run that is readable and finite, checked now: this
+        attempt's last save, or the one it resumed from."""
+        candidates = [
+            getattr(trainer.checkpoint_callback, "last_model_path", ""),
+            trainer.ckpt_path,
+        ]
+        parameters = parameter_names(trainer.lightning_module)
+        for path in dict.fromkeys(c for c in candidates if c):
+            if checked_problem(path, parameters) is None:
+                return str(path)
+        return "none (no checkpoint of this run is readable and finite)"
 
     def _stop(self, trainer: L.Trainer, what: str, stopped: str = WEIGHTS_STOP) -> None:
         # fit_loop.epoch_loop.batch_idx: Lightning internals, checked with Lightning 2.6.6.
@@ -90,3 +91,8 @@ class NonFiniteLossStop(Callback):
             f"{self.good_checkpoint(trainer)}. Resume with --ckpt_path last after lowering "
             "model.lr, setting trainer.gradient_clip_val, or using trainer.precision=32-true."
         )
+
+
+def parameter_names(module: L.LightningModule) -> set[str]:
+    """The names of ``module``'s parameters (its ``state_dict`` keys that are weights)."""
+    return {name for name, _ in module.named_parameters()}

@@ -12,9 +12,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-#: Exit status of a run stopped by a signal (EX_TEMPFAIL, sysexits.h: "try again later"). The
-#: newest state is in ``last.ckpt``; ``fit --ckpt_path last`` continues it.
-PREEMPTED_EXIT_CODE = 75
+from pspikessm.runtime.exit_status import PREEMPTED_EXIT_CODE
 
 
 class StopOnSignal:

@@ -35,7 +35,8 @@ class RunConfigRecord(SaveConfigCallback):
     writes its own file (:func:`record_path`) when training (or evaluation) starts: after the
     checkpoint, architecture and optimiser checks and the sanity check. A header comment
     names the command, the time and, for a resume, the checkpoint and its global step. Rank
-    zero writes; the file is replaced atomically.
+    zero writes; the file is replaced atomically. ``weights_only`` is recorded as null even
+    when this command line set it: a record must never turn weights-only loading off.
 
     A start that fails leaves the run folder as it was: nothing is recorded, and the files
     the logger wrote while the trainer set up (its event file, before any check could run;
@@ -73,7 +74,10 @@ class RunConfigRecord(SaveConfigCallback):
                 header += (
                     f"\n# from checkpoint {trainer.ckpt_path} (global step {trainer.global_step})"
                 )
-            dump = self.parser.dump(self.config, skip_none=False)
+            config = self.config.clone()
+            if "weights_only" in config:  # only a command line may turn it off, never a record
+                config.weights_only = None
+            dump = self.parser.dump(config, skip_none=False)
             atomic_write_text(path, f"{header}\n{dump}")
         self.already_saved = True
 
