@@ -14,7 +14,8 @@ training time summed over attempts, the status, and the paper's published P-Spik
 for the task. ``summary.json`` (written by RunSummary, :mod:`pspikessm.callbacks.run_status`)
 gives the status, command and time; the event files give the metrics, and everything else
 when a run has no ``summary.json`` (its status is then ``unknown``). A folder where only
-``test`` ran (a new logger version) has the status ``test only``.
+``test`` ran (a new logger version) has the status ``test only`` (``predict only``,
+``validate only``: the command its ``config.yaml`` records).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pspikessm.callbacks.run_status import STATUS_FILE, checked_status
 from pspikessm.callbacks.run_summary import format_duration
+from pspikessm.runtime.run_folder import EVALUATION_COMMANDS, recorded_command
 
 #: The P-SpikeSSM accuracy (%) the paper publishes, by run name (the configs' logger ``name``):
 #: the numbers recorded in ``shared/reference/model.md`` (psMNIST 98.4, SC10 95.6). None: the
@@ -123,6 +125,12 @@ def _best_from_events(scalars: dict[str, list[tuple[int, float]]]) -> tuple[floa
     return value, None if epoch is None else int(epoch)
 
 
+def _evaluation(run_dir: Path) -> str | None:
+    """``test only`` (``validate only``, ``predict only``) for a folder where only that ran."""
+    command = recorded_command(run_dir)
+    return f"{command} only" if command in EVALUATION_COMMANDS else None
+
+
 def read_run(run_dir: Path, root: Path, problems: list[str] | None = None) -> Row:
     """The report's row for the run folder ``run_dir`` (found under ``root``).
 
@@ -155,7 +163,9 @@ def read_run(run_dir: Path, root: Path, problems: list[str] | None = None) -> Ro
         firing_rate=_latest(scalars, "sparsity/val/rate"),
         energy_ratio=tested.get("energy/saving", _latest(scalars, "energy/saving")),
         seconds=record.get("seconds"),
-        status=(record.get("status") or ("test only" if tested else "unknown"))
+        status=(
+            record.get("status") or _evaluation(run_dir) or ("test only" if tested else "unknown")
+        )
         + (" (bad summary.json)" if wrong else ""),
         paper=PUBLISHED.get(task),
         folder=str(run_dir.relative_to(root) if run_dir.is_relative_to(root) else run_dir),
