@@ -30,6 +30,7 @@ from pspikessm.data import SequenceDataModule
 from pspikessm.data.collate import PackedSequences
 from pspikessm.data.errors import DataNotFound
 from pspikessm.data.splits import check_fraction, seeded_split
+from pspikessm.data.textfiles import read_lines
 
 SUFFIXES = (".csv", ".npy")
 
@@ -62,29 +63,28 @@ def read_sequence(path: Path) -> np.ndarray:
 def read_csv(path: Path) -> np.ndarray:
     """Rows of comma-separated numbers → (L, C); a non-numeric first line is a header."""
     rows = []
-    with path.open() as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.strip().split(",")
-            if fields == [""]:
-                continue
-            try:
-                rows.append([float(field) for field in fields])
-            except ValueError:
-                if line_number == 1:
-                    continue  # header
-                raise ValueError(
-                    f"{path}:{line_number}: expected numbers, got {line.strip()!r}"
-                ) from None
-            if any(abs(value) > FLOAT32_MAX for value in rows[-1]):
-                raise ValueError(
-                    f"{path}:{line_number}: a value beyond float32's range (±{FLOAT32_MAX:.3g}), "
-                    f"which the model reads: {line.strip()!r}"
-                )
-            if len(rows[-1]) != len(rows[0]):
-                raise ValueError(
-                    f"{path}:{line_number}: {len(rows[-1])} columns, "
-                    f"the first row has {len(rows[0])}"
-                )
+    # read_lines: a byte that is not UTF-8 is an error naming the file, line and byte.
+    for line_number, line in read_lines(path):
+        fields = line.strip().split(",")
+        if fields == [""]:
+            continue
+        try:
+            rows.append([float(field) for field in fields])
+        except ValueError:
+            if line_number == 1:
+                continue  # header
+            raise ValueError(
+                f"{path}:{line_number}: expected numbers, got {line.strip()!r}"
+            ) from None
+        if any(abs(value) > FLOAT32_MAX for value in rows[-1]):
+            raise ValueError(
+                f"{path}:{line_number}: a value beyond float32's range (±{FLOAT32_MAX:.3g}), "
+                f"which the model reads: {line.strip()!r}"
+            )
+        if len(rows[-1]) != len(rows[0]):
+            raise ValueError(
+                f"{path}:{line_number}: {len(rows[-1])} columns, the first row has {len(rows[0])}"
+            )
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -47,18 +48,24 @@ class ScriptedRun(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def run(tmp_path: Path, job_log: JobLog, bar: TerminalProgressBar | None = None) -> None:
+def run(
+    tmp_path: Path,
+    job_log: JobLog,
+    bar: TerminalProgressBar | None = None,
+    checkpoint: ModelCheckpoint | None = None,
+    ckpt_path: Path | None = None,
+) -> None:
     loader = DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=1)
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=len(ACCURACIES),
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint is not None,
         enable_model_summary=False,
-        callbacks=[job_log, bar or TerminalProgressBar()],
+        callbacks=[job_log, bar or TerminalProgressBar(), *([checkpoint] if checkpoint else [])],
         default_root_dir=tmp_path,
     )
-    trainer.fit(ScriptedRun(), loader, loader)
+    trainer.fit(ScriptedRun(), loader, loader, ckpt_path=ckpt_path)
 
 
 def test_one_line_per_epoch_when_stdout_is_not_a_terminal(tmp_path, capsys):
@@ -83,6 +90,24 @@ def test_lines_inside_a_long_epoch(tmp_path, capsys, monkeypatch):
     inside = [line for line in lines if "into the epoch" in line]
     assert inside and all(re.search(r"\| batch [1-4]/4 \|", line) for line in inside)
     assert "train/loss 1.5000" in inside[0]
+
+
+def test_an_epoch_resumed_part_way_is_timed_from_the_resume(tmp_path, capsys, monkeypatch):
+    # A checkpoint after global step 6: batch 2 of the 4 of epoch 1.
+    saved = ModelCheckpoint(tmp_path, "at-{step}", every_n_train_steps=6, save_top_k=-1)
+    run(tmp_path, JobLog(every_minutes=0), checkpoint=saved)
+    checkpoint = tmp_path / "at-step=6.ckpt"
+    capsys.readouterr()
+    # The machine has been up for 11 days; the clock then moves 1 s per reading.
+    ticks = iter(range(10**6, 10**7))
+    monkeypatch.setattr(job_log_module, "_clock", lambda: float(next(ticks)))
+    run(tmp_path, JobLog(every_minutes=0), ckpt_path=checkpoint)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert [line.split(" step ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3"]
+    per_epoch = [int(re.search(r"\| (\d+) s/epoch \|", line)[1]) for line in lines]
+    # Epoch 1: its last 2 of 4 batches in a few readings of the clock, counted as half an
+    # epoch; never the time since the clock's zero (the machine's uptime).
+    assert 0 < per_epoch[0] < 60 and 0 < per_epoch[1] < 60, lines
 
 
 def test_on_a_terminal_the_bar_draws_and_the_log_is_quiet(tmp_path, capsys, monkeypatch):

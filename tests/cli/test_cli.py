@@ -98,6 +98,57 @@ def test_the_cli_checks_the_block_choices(capsys) -> None:
     assert f'Parser key "{option}"' in error and "typing.Literal[" in error and value in error
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "message"),
+    [
+        ("fit", "--data.init_args.max_length=0", "data.max_length=0: expected an integer >= 2"),
+        pytest.param(
+            "test",
+            "--model.backbone.init_args.block.d_state=0",
+            "block.d_state=0: expected",
+            marks=pytest.mark.slow,  # a CLI parse each: the model's check, in the slow tier
+        ),
+        ("prepare", "--data.init_args.max_length=1", "data.max_length=1: expected an integer"),
+    ],
+)
+def test_a_config_error_is_one_message_without_traceback(
+    tmp_path, listops_dir, capsys, monkeypatch, command, option, message
+) -> None:
+    monkeypatch.delenv("PSPIKESSM_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        main([command, *listops_args(tmp_path, listops_dir), option])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"pspikessm {command}: error: {message}")
+    assert "Traceback" not in error and "Union subtypes" not in error
+    assert "PSPIKESSM_DEBUG=1" in error  # how to see the traceback
+
+
+@pytest.mark.slow
+def test_the_command_prints_a_config_error_in_two_lines(tmp_path, listops_dir) -> None:
+    """``pspikessm fit --config configs/quickstart.yaml --data.init_args.max_length 0``, as
+    typed: the message and how to see the traceback, nothing else but Lightning's seed line."""
+    command = [
+        sys.executable, "-m", "pspikessm", "fit", *listops_args(tmp_path, listops_dir),
+        "--data.init_args.max_length", "0",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PSPIKESSM_DEBUG"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("Seed set")]
+    assert lines == [
+        "pspikessm fit: error: data.max_length=0: expected an integer >= 2",
+        "(the traceback: set PSPIKESSM_DEBUG=1)",
+    ]
+    env["PSPIKESSM_DEBUG"] = "1"
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "ValueError: data.max_length=0: expected an integer >= 2"
+    )
+
+
 def test_help_lists_the_tools(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])

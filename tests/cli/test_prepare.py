@@ -145,3 +145,15 @@ def test_missing_data_exits_1_with_what_where_and_how(tmp_path, capsys):
     assert exit_.value.code == 1
     assert "new_aan_pairs.train.tsv" in error and "lra_release.gz" in error
     assert "data.download=true" in error
+
+
+def test_a_truncated_cache_is_rebuilt_naming_it(listops_dir, capsys, caplog):
+    options = [f"--config={CONFIGS / 'lra/listops.yaml'}", f"--data.data_dir={listops_dir}"]
+    prepare(options, capsys)
+    (cache,) = (listops_dir / ".cache").glob("listops-all-*.pt")
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        output = prepare(options, capsys)
+    assert "splits     train 96, val 32, test 32" in output
+    assert f"{cache}: the preprocessed-data cache cannot be read" in caplog.text
+    assert "Rebuilding it now" in caplog.text

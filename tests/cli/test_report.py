@@ -115,6 +115,42 @@ def test_the_markdown_table(logs, capsys):
     assert "| 0.6100 | 1 | 0.6000 | 0.2200 | 3.25x | 1 h 02 min | finished | 98.4 |" in psmnist
 
 
+@pytest.mark.parametrize("form", [["--csv"], []])
+def test_a_damaged_summary_marks_its_row_and_keeps_the_others(logs, capsys, form):
+    corrupt, mistyped = logs / "smnist" / "version_0", logs / "smnist" / "version_1"
+    fabricate_run(corrupt, [0.3, 0.5], None)
+    (corrupt / STATUS_FILE).write_text('{"status": "finished", "seconds": 12')  # cut short
+    fabricate_run(mistyped, [0.3, 0.5], None)
+    (mistyped / STATUS_FILE).write_text(
+        json.dumps({"status": "finished", "seconds": "an hour", "best": 5, "global_step": "30",
+                    "test": {"test/acc": "high"}, "attempts": 1})
+    )  # fmt: skip
+    main(["report", str(logs), *form])
+    captured = capsys.readouterr()
+    if form:
+        rows = {r["folder"]: r for r in csv.DictReader(io.StringIO(captured.out))}
+    else:  # the Markdown table: the status is the 11th column
+        lines = captured.out.splitlines()[2:]
+        rows = {
+            line.split(" | ")[-1].strip(" |"): {"status": line.split(" | ")[10]} for line in lines
+        }
+    assert len(rows) == 6  # the four good runs and both damaged ones
+    assert rows["psmnist/slurm-7_1"]["status"] == "finished"
+    assert rows["smnist/version_0"]["status"] == "unknown (bad summary.json)"
+    assert rows["smnist/version_1"]["status"] == "finished (bad summary.json)"
+    if form:  # what the file got wrong is left out; the events give the best and the steps
+        assert float(rows["smnist/version_1"]["best_val_acc"]) == pytest.approx(0.5)
+        assert rows["smnist/version_1"]["steps"] == "19"
+        assert (
+            rows["smnist/version_1"]["seconds"] == "" and rows["smnist/version_1"]["test_acc"] == ""
+        )
+    errors = captured.err
+    assert f"{corrupt / STATUS_FILE}: not valid JSON" in errors
+    for field in ("seconds", "best", "global_step", "test"):
+        assert f"{mistyped / STATUS_FILE}: '{field}' should be" in errors
+    assert "'attempts'" not in errors and "'status'" not in errors
+
+
 def test_no_runs_and_a_missing_folder_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["report", str(tmp_path)])

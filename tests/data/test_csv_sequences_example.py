@@ -108,11 +108,13 @@ def test_reads_csv_with_or_without_header_and_npy(tmp_path, example):
         ("x,y\n1,2\n3\n", r"bad\.csv:3: 1 columns, the first row has 2"),
         ("1,2\nnan,1\n", r"bad\.csv: contains NaN"),
         ("", r"bad\.csv: expected a \(length, channels\) array"),
+        # A byte that is not UTF-8 (Latin-1 "é"): the file, the line and the byte in it.
+        ("x,y\n1,2\n3,4\xe9\n", r"bad\.csv:3: not UTF-8 text \(.* at byte 3 of the line\)"),
     ],
 )
 def test_bad_files_name_the_file(tmp_path, example, content, message):
     csv_sequences, _ = example
-    (tmp_path / "bad.csv").write_text(content)
+    (tmp_path / "bad.csv").write_bytes(content.encode("latin-1"))
     with pytest.raises(ValueError, match=message):
         csv_sequences.read_sequence(tmp_path / "bad.csv")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -28,6 +29,7 @@ from pspikessm.data import (
     RetrievalDataModule,
     SpeechCommandsDataModule,
 )
+from pspikessm.data.cache import UnreadableCache, load_cache
 from pspikessm.data.download import CIFAR10, LRA_RELEASE
 from pspikessm.data.errors import DataNotFound
 from pspikessm.data.splits import seeded_split
@@ -140,6 +142,38 @@ def test_cache_dir_environment_variable_and_precedence(listops_dir, tmp_path, mo
     ListOpsDataModule(listops_dir).prepare_data()
     assert len(list((tmp_path / "env").glob("listops-all-*.pt"))) == 1
     assert not (listops_dir / ".cache").exists()
+
+
+def truncate(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+@pytest.mark.parametrize("size", [0, 100, -20])  # empty, cut at its start, cut near its end
+def test_an_unreadable_cache_names_its_path(listops_dir, size):
+    data = ListOpsDataModule(listops_dir)
+    data.prepare_data()
+    path = data.cache_path("all")
+    truncate(path, size if size >= 0 else path.stat().st_size + size)
+    with pytest.raises(UnreadableCache, match=rf"{re.escape(str(path))}: .*cannot be read"):
+        load_cache(path)
+
+
+@pytest.mark.parametrize("step", ["prepare_data", "setup"])
+def test_a_truncated_cache_is_rebuilt_with_a_warning_naming_it(listops_dir, caplog, step):
+    ListOpsDataModule(listops_dir).prepare_data()
+    data = ListOpsDataModule(listops_dir)
+    path = data.cache_path("all")
+    truncate(path, path.stat().st_size // 2)
+    if step == "prepare_data":  # `pspikessm prepare`, or fit's rank 0
+        data.prepare_data()
+    data.setup("fit")  # every process of a fit, and a fit whose prepare_data ran elsewhere
+    assert len(data.datasets["train"]) == 96
+    assert f"{path}: the preprocessed-data cache cannot be read" in caplog.text
+    assert "Rebuilding it now" in caplog.text
+    assert load_cache(path)  # whole again
+    caplog.clear()
+    ListOpsDataModule(listops_dir).prepare_data()
+    assert "cannot be read" not in caplog.text  # built once
 
 
 def test_unwritable_cache_folder_says_how_to_move_it(listops_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -18,9 +19,11 @@ class Numbers(Dataset):
         return index
 
 
-def loader(num_workers: int = 0) -> ResumableDataLoader:
-    sampler = ResumableSampler(Numbers(), num_replicas=1, rank=0, shuffle=True, seed=3)
-    return ResumableDataLoader(Numbers(), batch_size=4, sampler=sampler, num_workers=num_workers)
+def loader(num_workers: int = 0, batch_size: int = 4, replicas: int = 1) -> ResumableDataLoader:
+    sampler = ResumableSampler(Numbers(), num_replicas=replicas, rank=0, shuffle=True, seed=3)
+    return ResumableDataLoader(
+        Numbers(), batch_size=batch_size, sampler=sampler, num_workers=num_workers
+    )
 
 
 def epoch(data: ResumableDataLoader, number: int) -> list[int]:
@@ -35,13 +38,13 @@ def test_a_resumed_loader_continues_the_epoch_where_the_state_was_taken():
     batches = iter(first)
     seen = [next(batches) for _ in range(2)]
     state = first.state_dict()
-    assert state == {"epoch": 1, "batches_done": 2}
+    assert state == {"epoch": 1, "batches_done": 2, "batch_size": 4}
 
     resumed = loader()
     resumed.load_state_dict(state)
     rest = epoch(resumed, 1)  # Lightning sets the epoch after iter(), before the first batch
     assert torch.cat(seen).tolist() + rest == whole
-    assert resumed.state_dict() == {"epoch": 2, "batches_done": 0}  # the epoch is complete
+    assert resumed.state_dict() == {"epoch": 2, "batches_done": 0, "batch_size": 4}  # complete
     assert epoch(resumed, 2) == epoch(loader(), 2)  # and the next one is whole again
 
 
@@ -49,6 +52,30 @@ def test_the_position_applies_to_its_own_epoch_only():
     resumed = loader()
     resumed.load_state_dict({"epoch": 1, "batches_done": 3})
     assert epoch(resumed, 2) == epoch(loader(), 2)  # e.g. the saved epoch had ended
+
+
+def test_another_batch_size_part_way_into_an_epoch_is_refused_naming_both():
+    first = loader()
+    first.sampler.set_epoch(1)
+    batches = iter(first)
+    next(batches), next(batches)
+    state = first.state_dict()  # 2 batches of 4 examples trained
+    with pytest.raises(ValueError, match=r"after 2 batches of data\.batch_size=4; this run has "
+                       r"data\.batch_size=8\..*--data\.init_args\.batch_size 4"):  # fmt: skip
+        loader(batch_size=8).load_state_dict(state)
+    # The same global batch over 2 processes (4 = 2 x 2) is the same place: accepted.
+    loader(batch_size=2, replicas=2).load_state_dict(state)
+
+
+def test_a_new_batch_size_starts_at_an_epoch_boundary():
+    first = loader()
+    first.sampler.set_epoch(1)
+    list(first)  # the whole epoch
+    resumed = loader(batch_size=8)
+    resumed.load_state_dict(first.state_dict())  # {"epoch": 2, "batches_done": 0, ...}
+    assert epoch(resumed, 2) == epoch(loader(batch_size=8), 2)
+    # A checkpoint from before the batch size was saved resumes as it did.
+    loader(batch_size=8).load_state_dict({"epoch": 1, "batches_done": 2})
 
 
 def test_the_epoch_set_after_iter_decides_the_order_with_workers():

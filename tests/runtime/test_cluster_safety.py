@@ -6,7 +6,9 @@ a ``data_dir`` that is no folder, predictions and float32 overflow."""
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import logging
 import os
 import subprocess
@@ -258,6 +260,50 @@ def test_last_is_the_newest_checkpoint_and_says_which(tmp_path, caplog):
     said = caplog.text
     assert "version_0: the newest checkpoint" in said
     assert f"{runs / 'version_2'} hold no checkpoint" in said
+
+
+def test_evaluation_folders_are_not_runs_that_stopped(tmp_path, caplog):
+    runs = tmp_path / "quickstart"
+    checkpoint = runs / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"x")
+    for version, command in ((1, "test"), (2, "predict"), (3, "validate"), (4, "fit")):
+        (runs / f"version_{version}").mkdir()
+        header = f"# pspikessm {command}: config.yaml, started 2026-12-05 12:00:00\n"
+        (runs / f"version_{version}" / "config.yaml").write_text(header + "seed_everything: 0\n")
+    (runs / "version_5").mkdir()  # no record at all: stopped before training started
+
+    found = find_last_checkpoint(last_config(tmp_path))
+    assert found.version == 0
+    assert found.newer_without == (runs / "version_4", runs / "version_5")
+
+
+@pytest.mark.slow
+def test_test_and_predict_folders_record_the_step_and_count_as_evaluations(
+    listops_dir, tmp_path, caplog, capsys
+):
+    fit = quickstart_args(listops_dir, tmp_path)  # 6 steps
+    cli_main(fit)
+    for command in ("test", "predict"):
+        cli_main([command, *fit[1:], "--ckpt_path", "last"])
+    runs = tmp_path / "logs" / "quickstart"
+    checkpoint = runs / "version_0" / "checkpoints" / "last.ckpt"
+    for version, command in ((1, "test"), (2, "predict")):
+        header = (runs / f"version_{version}" / "config.yaml").read_text().splitlines()[:2]
+        assert header[0].startswith(f"# pspikessm {command}: config.yaml, started ")
+        assert header[1] == f"# from checkpoint {checkpoint} (global step 6)"
+
+    with caplog.at_level(logging.INFO, logger="pspikessm"):
+        resumed = cli_main([*quickstart_args(listops_dir, tmp_path, 2), "--ckpt_path", "last"])
+    assert resumed.trainer.logger.version == 0 and resumed.trainer.global_step == 12
+    assert "stopped before their first save" not in caplog.text
+
+    capsys.readouterr()
+    main(["report", str(tmp_path / "logs"), "--csv"])
+    rows = {row["folder"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    statuses = {folder: row["status"] for folder, row in rows.items()}
+    assert statuses["quickstart/version_1"] == "test only"
+    assert statuses["quickstart/version_2"] == "predict only"
 
 
 # --- 7. Impossible sizes refused at configuration time ----------------------------------------

@@ -196,3 +196,31 @@ def test_slurm_requeue_still_happens_on_sigusr1(listops_dir, tmp_path, monkeypat
     assert status == PREEMPTED_EXIT_CODE
     assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
     assert last_checkpoint(tmp_path)["global_step"] == 3
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_batch_size_is_refused_mid_epoch_and_allowed_between(
+    listops_dir, tmp_path, monkeypatch
+):
+    # Mid-epoch: SIGTERM in step 2 of 6 saves last.ckpt after 3 batches of 16.
+    monkeypatch.setenv("PSPIKESSM_FAULT", "SIGTERM:train:2")
+    args = run_args(listops_dir, tmp_path / "mid", max_epochs=1)
+    with pytest.raises(SystemExit):
+        main([*args, "--trainer.callbacks+=helpers.fault_injection.InjectFault"])
+    monkeypatch.delenv("PSPIKESSM_FAULT")
+    saved = last_checkpoint(tmp_path / "mid")
+    with pytest.raises(ValueError, match=r"after 3 batches of data\.batch_size=16; this run has "
+                       r"data\.batch_size=32\..*--data\.init_args\.batch_size 16"):  # fmt: skip
+        cli_main([*args, "--data.init_args.batch_size=32", "--ckpt_path", "last"])
+    # Refused before anything changed: the checkpoint stays, no attempt is recorded.
+    assert last_checkpoint(tmp_path / "mid")["global_step"] == saved["global_step"] == 3
+    assert not (run_dir(tmp_path / "mid") / "config-attempt2.yaml").exists()
+
+    # At an epoch's end: the next epoch runs at the new size (96 examples: 3 steps of 32).
+    args = run_args(listops_dir, tmp_path / "end", max_epochs=1)
+    cli_main(args)
+    resumed = cli_main(
+        [*run_args(listops_dir, tmp_path / "end", max_epochs=2),
+         "--data.init_args.batch_size=32", "--ckpt_path", "last"]
+    )  # fmt: skip
+    assert resumed.trainer.global_step == 6 + 3

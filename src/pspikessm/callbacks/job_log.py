@@ -60,10 +60,12 @@ class JobLog(L.Callback):
 
         epoch 3/20 step 1200 | batch 400/1000 | train/loss 0.8010 | 12 min 03 s into the epoch
 
-    Epochs count from 0, as in checkpoint names. Time per epoch is the mean over the epochs this process trained; the time left is that
-    mean times the epochs still to go (``max_epochs``), or per step when ``max_steps`` ends
-    the run first. Metrics the run does not log (no validation, no FiringRateMonitor) are
-    left out of the line.
+    Epochs count from 0, as in checkpoint names. Time per epoch is the mean over the epochs
+    this process trained; the time left is that mean times the epochs still to go
+    (``max_epochs``), or per step when ``max_steps`` ends the run first. A run resumed
+    part-way into an epoch times that epoch from the resume, as the share of its batches
+    trained since (half the batches in 2 min: 4 min per epoch). Metrics the run does not log
+    (no validation, no FiringRateMonitor) are left out of the line.
 
     Args:
         when: ``not_terminal`` (default): only when stdout is not a terminal, where
@@ -81,7 +83,8 @@ class JobLog(L.Callback):
         self.when = when
         self.every_seconds = every_minutes * 60.0
         self._epoch_started = self._last_line = 0.0
-        self._epoch_seconds: list[float] = []
+        self._batches_in_epoch = 0  # trained by this process since the epoch (or resume) began
+        self._epoch_seconds: list[tuple[float, float]] = []  # (seconds, share of the epoch)
         self._steps_at_start = 0
         self._started = 0.0
 
@@ -91,10 +94,13 @@ class JobLog(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_seconds = []
         self._steps_at_start = trainer.global_step
-        self._started = _clock()
+        # A run resumed part-way into an epoch gets no on_train_epoch_start for it.
+        self._started = self._epoch_started = self._last_line = _clock()
+        self._batches_in_epoch = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = self._last_line = _clock()
+        self._batches_in_epoch = 0
 
     def on_train_batch_end(
         self,
@@ -104,6 +110,7 @@ class JobLog(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        self._batches_in_epoch += 1
         now = _clock()
         if self.every_seconds <= 0 or now - self._last_line < self.every_seconds:
             return
@@ -120,7 +127,9 @@ class JobLog(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = _clock() - self._epoch_started
-        self._epoch_seconds.append(seconds)
+        batches = trainer.num_training_batches
+        share = self._batches_in_epoch / batches if isinstance(batches, int) and batches else 1.0
+        self._epoch_seconds.append((seconds, min(share, 1.0)))
         metrics = trainer.callback_metrics
         parts = [_epoch_and_step(trainer)]
         parts += _metric_parts(metrics, [("train/loss_epoch", "train/loss")])
@@ -132,12 +141,20 @@ class JobLog(L.Callback):
         rate = metrics.get("sparsity/val/rate")
         if rate is not None:
             parts.append(f"firing rate {float(rate):.3f}")
-        mean = sum(self._epoch_seconds) / len(self._epoch_seconds)
+        mean = self.epoch_seconds()
         parts.append(f"{format_duration(mean)}/epoch")
         left = self.seconds_left(trainer, mean)
         if left is not None:
             parts.append(f"left ~{format_duration(left)}")
         self._write(parts)
+
+    def epoch_seconds(self) -> float:
+        """Seconds per epoch: the time of the epochs trained here over the share of their
+        batches trained here (a whole epoch counts 1; one resumed half-way, 1/2)."""
+        timed = [(s, share) for s, share in self._epoch_seconds if share > 0]
+        if not timed:  # resumed after the epoch's last batch: only its validation ran here
+            return self._epoch_seconds[-1][0]
+        return sum(s for s, _ in timed) / sum(share for _, share in timed)
 
     def seconds_left(self, trainer: L.Trainer, epoch_seconds: float) -> float | None:
         """Time to the run's end at this process's pace: by epochs, or by steps when

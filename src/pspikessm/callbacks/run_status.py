@@ -45,6 +45,64 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     return record
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _best(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("metric", ""), str)
+        and (value.get("value") is None or _number(value["value"]))
+        and (value.get("epoch") is None or _integer(value["epoch"]))
+    )
+
+
+def _metrics(value: Any) -> bool:
+    return isinstance(value, dict) and all(_number(v) for v in value.values())
+
+
+#: What each field of summary.json holds: (check, description for a message).
+FIELDS: dict[str, tuple[Any, str]] = {
+    "status": (lambda v: isinstance(v, str), "a string"),
+    "task": (lambda v: isinstance(v, str), "a string"),
+    "command": (lambda v: isinstance(v, str), "a string"),
+    "error": (lambda v: isinstance(v, str), "a string"),
+    "attempts": (_integer, "an integer"),
+    "global_step": (_integer, "an integer"),
+    "epoch": (_integer, "an integer"),
+    "seconds": (_number, "a number"),
+    "best": (_best, 'an object {"metric": string, "value": number, "epoch": integer}'),
+    "test": (_metrics, "an object of numbers"),
+}
+
+
+def checked_status(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """The fields of the run's ``summary.json`` that hold what :data:`FIELDS` says, and a
+    message for each that does not (``{}`` and one message for a file that is not a JSON
+    object). For readers that must go on past a damaged file (``pspikessm report``)."""
+    try:
+        record = read_status(run_dir)
+    except ValueError as error:
+        return {}, [str(error)]
+    checked, problems = {}, []
+    for name, value in record.items():
+        check, expected = FIELDS.get(name, (lambda v: True, ""))
+        if check(value):
+            checked[name] = value
+        else:
+            found = json.dumps(value)
+            found = found if len(found) <= 40 else found[:37] + "..."
+            problems.append(
+                f"{Path(run_dir) / STATUS_FILE}: {name!r} should be {expected}, found {found}"
+            )
+    return checked, problems
+
+
 def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     """Merge ``fields`` into the run's ``summary.json`` (written atomically); the new record."""
     record = {**read_status(run_dir), **fields}

@@ -20,7 +20,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-from pspikessm.cli.train import PSpikeSSMCLI, cli_main, quiet_start_up
+from pspikessm.cli.train import (
+    PSpikeSSMCLI,
+    cli_main,
+    quiet_start_up,
+    readable_configuration_errors,
+)
 from pspikessm.cpu_memory import keep_freed_memory
 from pspikessm.runtime.registration import preemption_exit
 
@@ -36,6 +41,7 @@ TOOLS: dict[str, str] = {
 }
 
 
+@readable_configuration_errors
 def main(argv: list[str] | None = None) -> None:
     """The ``pspikessm`` command: a tool of :data:`TOOLS`, or a Trainer subcommand."""
     argv = sys.argv[1:] if argv is None else argv

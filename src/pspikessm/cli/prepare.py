@@ -27,7 +27,7 @@ from pathlib import Path
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule
 
-from pspikessm.cli.train import PSpikeSSMCLI, cli_main
+from pspikessm.cli.train import PSpikeSSMCLI, cli_main, reading_configuration
 from pspikessm.data.base import SPLITS, SequenceDataModule
 from pspikessm.data.errors import DataNotFound
 
@@ -44,7 +44,8 @@ def build_data_module(argv: list[str]) -> LightningDataModule:
             parser = ArgumentParser()
             parser.add_subclass_arguments(LightningDataModule, "data", fail_untyped=False)
             instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-            self.datamodule = instantiate(Namespace(data=self.config.data)).data
+            with reading_configuration():
+                self.datamodule = instantiate(Namespace(data=self.config.data)).data
 
     with _quiet():
         cli = cli_main(

@@ -14,7 +14,8 @@ training time summed over attempts, the status, and the paper's published P-Spik
 for the task. ``summary.json`` (written by RunSummary, :mod:`pspikessm.callbacks.run_status`)
 gives the status, command and time; the event files give the metrics, and everything else
 when a run has no ``summary.json`` (its status is then ``unknown``). A folder where only
-``test`` ran (a new logger version) has the status ``test only``.
+``test`` ran (a new logger version) has the status ``test only`` (``predict only``,
+``validate only``: the command its ``config.yaml`` records).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pspikessm.callbacks.run_status import STATUS_FILE, read_status
+from pspikessm.callbacks.run_status import STATUS_FILE, checked_status
 from pspikessm.callbacks.run_summary import format_duration
+from pspikessm.runtime.run_folder import EVALUATION_COMMANDS, recorded_command
 
 #: The P-SpikeSSM accuracy (%) the paper publishes, by run name (the configs' logger ``name``):
 #: the numbers recorded in ``shared/reference/model.md`` (psMNIST 98.4, SC10 95.6). None: the
@@ -123,9 +125,22 @@ def _best_from_events(scalars: dict[str, list[tuple[int, float]]]) -> tuple[floa
     return value, None if epoch is None else int(epoch)
 
 
-def read_run(run_dir: Path, root: Path) -> Row:
-    """The report's row for the run folder ``run_dir`` (found under ``root``)."""
-    record = read_status(run_dir)
+def _evaluation(run_dir: Path) -> str | None:
+    """``test only`` (``validate only``, ``predict only``) for a folder where only that ran."""
+    command = recorded_command(run_dir)
+    return f"{command} only" if command in EVALUATION_COMMANDS else None
+
+
+def read_run(run_dir: Path, root: Path, problems: list[str] | None = None) -> Row:
+    """The report's row for the run folder ``run_dir`` (found under ``root``).
+
+    A ``summary.json`` that is not valid JSON, or fields of it with the wrong types, are
+    left out (the row falls back on the event files), the status says ``(bad summary.json)``,
+    and what is wrong, naming the file, is added to ``problems``.
+    """
+    record, wrong = checked_status(run_dir)
+    if problems is not None:
+        problems.extend(wrong)
     scalars = read_scalars(run_dir)
     config, overlays = configs_of(record.get("command", ""))
     best = record.get("best") or {}
@@ -148,7 +163,10 @@ def read_run(run_dir: Path, root: Path) -> Row:
         firing_rate=_latest(scalars, "sparsity/val/rate"),
         energy_ratio=tested.get("energy/saving", _latest(scalars, "energy/saving")),
         seconds=record.get("seconds"),
-        status=record.get("status") or ("test only" if tested else "unknown"),
+        status=(
+            record.get("status") or _evaluation(run_dir) or ("test only" if tested else "unknown")
+        )
+        + (" (bad summary.json)" if wrong else ""),
         paper=PUBLISHED.get(task),
         folder=str(run_dir.relative_to(root) if run_dir.is_relative_to(root) else run_dir),
     )
@@ -205,9 +223,14 @@ def as_csv(rows: list[Row]) -> str:
     return out.getvalue()
 
 
-def report(log_dirs: list[Path]) -> list[Row]:
-    """A row for every run folder under ``log_dirs``."""
-    return [read_run(run_dir, root) for root in log_dirs for run_dir in find_run_folders([root])]
+def report(log_dirs: list[Path], problems: list[str] | None = None) -> list[Row]:
+    """A row for every run folder under ``log_dirs``; what is wrong with their summaries is
+    added to ``problems``."""
+    return [
+        read_run(run_dir, root, problems)
+        for root in log_dirs
+        for run_dir in find_run_folders([root])
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,10 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("log_dirs", nargs="*", type=Path, default=[Path("logs")], metavar="LOG_DIR")
     parser.add_argument("--csv", action="store_true", help="CSV instead of a Markdown table")
     args = parser.parse_args(argv)
+    problems: list[str] = []
     try:
-        rows = report(args.log_dirs)
+        rows = report(args.log_dirs, problems)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"{error}\n")
+    for problem in problems:  # the table is on stdout: these go beside it
+        print(f"pspikessm report: {problem} (ignored)", file=sys.stderr)
     if not rows:
         folders = ", ".join(map(str, args.log_dirs))
         parser.exit(1, f"pspikessm report: no runs under {folders}\n")

@@ -8,10 +8,14 @@ command-line entry point, with the tools beside the Trainer subcommands, is
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
+import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -120,22 +124,17 @@ class PSpikeSSMCLI(LightningCLI):
             self.config[subcommand].ckpt_path = None
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand is None:
-            prepare_run(None, self.config)
-            return
-        config = self.config[self.subcommand]
-        config.ckpt_path = self._ckpt_path
-        prepare_run(self.subcommand, config)
+        with reading_configuration():
+            if self.subcommand is None:
+                prepare_run(None, self.config)
+                return
+            config = self.config[self.subcommand]
+            config.ckpt_path = self._ckpt_path
+            prepare_run(self.subcommand, config)
 
     def instantiate_classes(self) -> None:
-        try:
+        with reading_configuration():
             super().instantiate_classes()
-        except ValueError as error:
-            # jsonargparse wraps what a link's function raised in a long "Call to compute_fn
-            # of link ..." message; the data module's own error says what to fix.
-            if error.__cause__ is not None and str(error).startswith("Call to compute_fn"):
-                raise error.__cause__ from None
-            raise
         _forget_skipped_links(self.model)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -152,6 +151,59 @@ class PSpikeSSMCLI(LightningCLI):
     # LightningCLI calls before_<subcommand>() just before running it, after_<...> after.
     before_fit = before_validate = before_test = before_predict = _before_run
     after_fit = after_validate = after_test = after_predict = _after_run
+
+
+#: Environment variable: ``PSPIKESSM_DEBUG=1`` shows the traceback of a configuration error,
+#: which is otherwise one message (:func:`readable_configuration_errors`).
+DEBUG_VARIABLE = "PSPIKESSM_DEBUG"
+#: Attribute marking an exception raised while the configuration became objects.
+_CONFIGURATION_ERROR = "_pspikessm_configuration_error"
+#: How jsonargparse's wrappers around a class's own error begin: a link's function
+#: ("Call to compute_fn of link ...") and a ``Union[..., None]`` option (the data module and
+#: the backbone): "Does not validate against any of the Union subtypes".
+_WRAPPERS = ("Call to compute_fn", "Does not validate against any of the Union subtypes")
+
+
+@contextmanager
+def reading_configuration() -> Iterator[None]:
+    """Where the configuration is checked and turned into objects: an error raised here is
+    the class's own (jsonargparse's wrappers removed: the data module's error says what to
+    fix) and is marked as a configuration error, so the command prints it as one message."""
+    try:
+        yield
+    except Exception as error:
+        cause = error
+        while cause.__cause__ is not None and str(cause).startswith(_WRAPPERS):
+            cause = cause.__cause__
+        setattr(cause, _CONFIGURATION_ERROR, True)
+        if cause is error:
+            raise
+        raise cause from None
+
+
+def readable_configuration_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` (``main(argv)``), printing an error in the configuration as one message
+    (``pspikessm fit: error: data.max_length=0: expected an integer >= 2``) and exiting with
+    status 2, as for an unknown option; with ``PSPIKESSM_DEBUG=1`` the error is raised, with
+    its traceback. Errors once the run has started keep their traceback."""
+
+    @functools.wraps(command)
+    def run(argv: list[str] | None = None) -> None:
+        try:
+            command(argv)
+        except Exception as error:
+            debug = os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+            if debug or not getattr(error, _CONFIGURATION_ERROR, False):
+                raise
+            words = sys.argv[1:] if argv is None else argv
+            name = " ".join(["pspikessm", *words[:1]])
+            print(
+                f"{name}: error: {error}\n(the traceback: set {DEBUG_VARIABLE}=1)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+    return run
 
 
 def _forget_skipped_links(model: SequenceClassifier) -> None:

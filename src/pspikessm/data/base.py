@@ -4,6 +4,7 @@ sizes, workers, seeds, padding, and the data protocol."""
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,21 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pspikessm.data.cache import cache_key, load_cache, resolve_cache_dir, write_cache
+from pspikessm.data.cache import (
+    UnreadableCache,
+    cache_key,
+    load_cache,
+    resolve_cache_dir,
+    write_cache,
+)
 from pspikessm.data.collate import pad_collate
 from pspikessm.data.download import Resource, fetch, folder_lock
 from pspikessm.data.errors import DataNotFound, require_at_least, require_folder
 from pspikessm.data.resumable import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger(__name__)
 
 
 class SequenceDataModule(L.LightningDataModule):
@@ -37,7 +46,7 @@ class SequenceDataModule(L.LightningDataModule):
        :class:`~pspikessm.data.errors.DataNotFound` naming what is missing.
     2. :meth:`prepare_data` (rank 0 of each node, and ``pspikessm prepare``): if the data is
        absent and ``download`` is on, fetch the task's ``resources`` (the only place anything
-       is downloaded); then build each cache file that is not on disk.
+       is downloaded); then build each cache file that is not on disk (or cannot be read).
     3. :meth:`build`: read the sources and preprocess, returning tensors. The result is
        cached in ``cache_dir`` under ``<cache_name>-<part>-<key>.pt``, the key a hash of
        :meth:`settings` and the sources' sizes and times, and read back memory-mapped once per
@@ -162,8 +171,7 @@ class SequenceDataModule(L.LightningDataModule):
                     self.acquire()
         if self.caches():
             for part in self.cache_parts:
-                if not (path := self.cache_path(part)).exists():
-                    write_cache(path, self.build(part))
+                self._cached(part)  # built if absent, rebuilt if unreadable
 
     def _to_acquire(self) -> bool:
         try:
@@ -190,11 +198,23 @@ class SequenceDataModule(L.LightningDataModule):
     def preprocessed(self, part: str = "all") -> dict[str, Any]:
         """The cached ``part``, built here if ``prepare_data`` has not (loaded once)."""
         if part not in self._preprocessed:
-            path = self.cache_path(part)
-            if not path.exists():
-                write_cache(path, self.build(part))
-            self._preprocessed[part] = load_cache(path)
+            self._preprocessed[part] = self._cached(part)
         return self._preprocessed[part]
+
+    def _cached(self, part: str) -> dict[str, Any]:
+        """``part`` from its cache file (memory-mapped), built first when there is none.
+
+        A cache file that cannot be read (truncated) is built again, with a warning naming it:
+        every run would otherwise fail on it until someone deleted it.
+        """
+        path = self.cache_path(part)
+        if path.exists():
+            try:
+                return load_cache(path)
+            except UnreadableCache as error:
+                log.warning("%s. Rebuilding it now.", error)
+        write_cache(path, self.build(part))
+        return load_cache(path)
 
     # --- Splits and loaders --------------------------------------------------------------
 

@@ -7,9 +7,11 @@ either of the first two.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,31 @@ def cache_key(settings: dict[str, Any], sources: Iterable[Path]) -> str:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
+class UnreadableCache(ValueError):
+    """A cache file that exists but cannot be read (truncated by a copy or a full disk, or
+    overwritten): the message names it and says how it is rebuilt."""
+
+
 def load_cache(path: Path) -> dict[str, Any]:
     """A cache file, memory-mapped: opening it is instant whatever its size, and the
-    processes of one machine (DDP ranks, loader workers) share its pages."""
-    return torch.load(path, mmap=True, weights_only=True)
+    processes of one machine (DDP ranks, loader workers) share its pages.
+
+    Raises:
+        UnreadableCache: the file is not a whole cache (a truncated zip archive, a bad pickle).
+    """
+    try:
+        return torch.load(path, mmap=True, weights_only=True)
+    except OSError as error:
+        if error.errno != errno.EINVAL:  # missing or forbidden: not the cache's fault
+            raise
+        reason = error
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        reason = error
+    first_line = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    raise UnreadableCache(
+        f"{path}: the preprocessed-data cache cannot be read ({first_line}): it is truncated or "
+        "damaged (deleted, the next `pspikessm prepare` or fit builds it again)"
+    ) from reason
 
 
 def write_cache(path: Path, data: dict[str, Any]) -> None:

@@ -47,10 +47,14 @@ class ResumableDataLoader(DataLoader):
     """DataLoader whose place in the epoch is saved in checkpoints (with a :class:`ResumableSampler`;
     with another sampler, as Lightning gives prediction loaders, it behaves as a DataLoader).
 
-    - ``state_dict()``: the epoch and the batches of it already handed out (Lightning's data
-      fetcher does not prefetch from loaders with a length, so these are the batches trained).
+    - ``state_dict()``: the epoch, the batches of it already handed out (Lightning's data
+      fetcher does not prefetch from loaders with a length, so these are the batches trained)
+      and the global batch size they had.
     - ``load_state_dict()``: the next iteration of that epoch skips those batches (their
-      indices, not their loading). An epoch that was complete resumes with the next one.
+      indices, not their loading). An epoch that was complete resumes with the next one, at
+      any batch size. Part-way into an epoch, another global batch size is refused, naming
+      both: Lightning counts the epoch's batches done, at the checkpoint's size, so the
+      resumed epoch would skip or repeat examples.
     - The iterator is built at the first ``next()``, not at ``iter()``: Lightning calls
       ``iter()`` before it sets the epoch of a resumed run, and worker processes draw their
       indices as soon as the iterator exists (they would load the wrong epoch's order).
@@ -64,9 +68,15 @@ class ResumableDataLoader(DataLoader):
         self._resume: tuple[int, int] | None = None
 
     def state_dict(self) -> dict[str, int]:
-        if self._batches_done >= len(self):
-            return {"epoch": self._epoch + 1, "batches_done": 0}
-        return {"epoch": self._epoch, "batches_done": self._batches_done}
+        place = (self._epoch + 1, 0) if self._batches_done >= len(self) else None
+        epoch, done = place or (self._epoch, self._batches_done)
+        return {"epoch": epoch, "batches_done": done, "batch_size": self.global_batch_size()}
+
+    def global_batch_size(self) -> int | None:
+        """The examples of one step over all processes (``data.batch_size``)."""
+        if self.batch_size is None:
+            return None
+        return self.batch_size * getattr(self.sampler, "num_replicas", 1)
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         if not isinstance(self.sampler, ResumableSampler) or self.batch_size is None:
@@ -75,7 +85,18 @@ class ResumableDataLoader(DataLoader):
                 f"and a batch_size; it has {type(self.sampler).__name__} and "
                 f"batch_size={self.batch_size}"
             )
-        self._resume = (int(state_dict["epoch"]), int(state_dict["batches_done"]))
+        epoch, done = int(state_dict["epoch"]), int(state_dict["batches_done"])
+        saved = state_dict.get("batch_size")  # None: a checkpoint from before it was saved
+        if done > 0 and saved is not None and saved != self.global_batch_size():
+            raise ValueError(
+                f"the checkpoint stopped part-way into epoch {epoch}, after {done} batches of "
+                f"data.batch_size={saved}; this run has data.batch_size="
+                f"{self.global_batch_size()}. The resumed epoch would skip {done} batches of "
+                f"the new size, not the {done * saved} examples trained. Resume with "
+                f"--data.init_args.batch_size {saved}; a new batch size can start from a "
+                "checkpoint saved at the end of an epoch."
+            )
+        self._resume = (epoch, done)
 
     def __iter__(self) -> Iterator[Any]:
         return self._batches()

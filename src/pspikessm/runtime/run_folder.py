@@ -6,7 +6,8 @@ of the (first) logger, ``version_<n>`` for an integer or automatic version; else
 ``<trainer.default_root_dir>/checkpoints`` without a logger. With an automatic version,
 ``last`` is the ``last.ckpt`` written most recently among the ``version_<n>`` folders (the run
 that owns the newest checkpoint), and the run folders numbered after it that hold none are
-named, so that resuming an older run is never silent.
+named, so that resuming an older run is never silent (the folders of ``validate``, ``test``
+and ``predict``, which never hold one, are not).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 LAST = "last.ckpt"
+
+#: First line of a run record (``config.yaml``, ``config-attempt<N>.yaml``): the command that
+#: ran in the folder (:class:`~pspikessm.runtime.callbacks.run_record.RunConfigRecord`).
+RECORD_HEADER = "# pspikessm {command}: {name}, started {time}"
+#: Commands whose run folder holds an evaluation, never a checkpoint of its own.
+EVALUATION_COMMANDS = ("validate", "test", "predict")
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,18 @@ def _version_folder(version: int | str) -> str:
     return version if isinstance(version, str) else f"version_{version}"
 
 
+def recorded_command(folder: Path) -> str | None:
+    """The command that ran in the run folder ``folder`` (``fit``, ``test``, ...), from the
+    header of its ``config.yaml``; None without one."""
+    try:
+        with (folder / "config.yaml").open(encoding="utf-8", errors="replace") as record:
+            first = record.readline()
+    except OSError:
+        return None
+    match = re.match(r"# pspikessm (\w+): ", first)
+    return match[1] if match else None
+
+
 def find_last_checkpoint(config: Any) -> LastCheckpoint:
     """The ``last.ckpt`` that ``--ckpt_path last`` resumes for the subcommand config ``config``."""
     dirpath = _checkpoint_dirpath(config)
@@ -104,7 +123,14 @@ def find_last_checkpoint(config: Any) -> LastCheckpoint:
     if not written:
         return LastCheckpoint(None, None, looked)
     newest = max(written, key=lambda version: (written[version], version))
-    newer = tuple(folders[v] for v in sorted(folders) if v > newest and v not in written)
+    # A validate/test/predict folder holds no checkpoint by design: not a run that stopped.
+    newer = tuple(
+        folders[v]
+        for v in sorted(folders)
+        if v > newest
+        and v not in written
+        and recorded_command(folders[v]) not in EVALUATION_COMMANDS
+    )
     path = folders[newest] / "checkpoints" / LAST
     return LastCheckpoint(path, newest, looked, newer)
 

@@ -19,6 +19,27 @@ WEIGHTS_STOP = "training stopped before this state was validated or saved"
 SAVE_STOP = "that checkpoint was not written"
 
 
+#: Inputs beyond this magnitude are named as the likely cause of a non-finite loss or weight
+#: (the SSM sums L steps of them, squared norms square them; data the model reads well is
+#: standardised to about 1).
+LARGE_INPUT = 1e4
+
+
+def input_magnitude(batch: Any) -> float | None:
+    """The largest ``|value|`` among the floating-point tensors of ``batch`` (nested tuples,
+    lists, dicts; inf for a NaN or an infinity); None when it holds none (token ids)."""
+    if isinstance(batch, torch.Tensor):
+        if not batch.is_floating_point() or batch.numel() == 0:
+            return None
+        values = batch.detach()
+        return float(values.abs().max()) if bool(torch.isfinite(values).all()) else float("inf")
+    parts = batch.values() if isinstance(batch, dict) else batch
+    if not isinstance(parts, (list, tuple, type({}.values()))):
+        return None
+    found = [m for part in parts if (m := input_magnitude(part)) is not None]
+    return max(found, default=None)
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or weight."""
 
@@ -38,9 +59,17 @@ class NonFiniteLossStop(Callback):
     (one scalar all-reduce per check), so all of them stop at the same step. The message names
     the global step, epoch and batch, the checkpoint to resume from (the newest this run
     wrote, or the one it resumed from, each read and checked finite when the message is
-    written: a file it cannot vouch for is never called good) and what to change (lower the learning rate, set
-    ``trainer.gradient_clip_val``, or use ``32-true``).
+    written: a file it cannot vouch for is never called good) and what to change: the input
+    scale when the batch's inputs exceed :data:`LARGE_INPUT` in magnitude, else the learning
+    rate, ``trainer.gradient_clip_val`` or ``32-true``.
     """
+
+    _batch: Any = None  # the training batch in progress, for the advice of a stop
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._batch = batch
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
@@ -54,6 +83,7 @@ class NonFiniteLossStop(Callback):
         if self._agreed(trainer, bool(bad)):
             what = f"non-finite weights after the optimiser step ({len(bad)} tensors, e.g. "
             self._stop(trainer, what + (f"{bad[:3]})" if bad else "in another process)"))
+        self._batch = None
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -88,8 +118,27 @@ class NonFiniteLossStop(Callback):
         raise NonFiniteLossError(
             f"{what} at global step {trainer.global_step} (epoch {trainer.current_epoch}, "
             f"batch {batch}); {stopped}. Last good checkpoint: "
-            f"{self.good_checkpoint(trainer)}. Resume with --ckpt_path last after lowering "
-            "model.lr, setting trainer.gradient_clip_val, or using trainer.precision=32-true."
+            f"{self.good_checkpoint(trainer)}. {self.advice()}"
+        )
+
+    def advice(self) -> str:
+        """What to change: the input scale when the batch's inputs are huge (3e38 in a CSV
+        read without normalisation), else the learning rate, clipping or precision."""
+        magnitude = input_magnitude(self._batch)
+        if magnitude == float("inf"):
+            return (
+                "The inputs of this batch hold NaN or infinite values: check the data (its "
+                "reader, its normalisation), then train again."
+            )
+        if magnitude is not None and magnitude > LARGE_INPUT:
+            return (
+                f"The inputs of this batch reach |x| = {magnitude:.3g}: their scale is the "
+                "likely cause. Standardise the data (each channel to mean 0, std 1; a data "
+                "module option such as normalize: true), then train again."
+            )
+        return (
+            "Resume with --ckpt_path last after lowering model.lr, setting "
+            "trainer.gradient_clip_val, or using trainer.precision=32-true."
         )
 
 

@@ -6,12 +6,13 @@ import contextlib
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import SaveConfigCallback
 
 from pspikessm.runtime.checkpoint_io import atomic_write_text
-from pspikessm.runtime.run_folder import release_run_folders
+from pspikessm.runtime.run_folder import RECORD_HEADER, release_run_folders
 
 
 def record_path(run_dir: Path) -> Path:
@@ -44,8 +45,16 @@ class RunConfigRecord(SaveConfigCallback):
     before the trainer runs).
     """
 
+    _checkpoint_step: int | None = None  # the loaded checkpoint's, when it has callbacks
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Nothing yet: see :meth:`_record`."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # validate/test/predict load the weights only: their trainer's global_step stays 0.
+        self._checkpoint_step = checkpoint.get("global_step")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer)
@@ -67,13 +76,12 @@ class RunConfigRecord(SaveConfigCallback):
         if trainer.is_global_zero and log_dir is not None:
             path = record_path(Path(log_dir))
             command = getattr(trainer.state.fn, "value", trainer.state.fn)
-            header = (
-                f"# pspikessm {command}: {path.name}, started {datetime.now():%Y-%m-%d %H:%M:%S}"
-            )
+            started = f"{datetime.now():%Y-%m-%d %H:%M:%S}"
+            header = RECORD_HEADER.format(command=command, name=path.name, time=started)
             if trainer.ckpt_path:
-                header += (
-                    f"\n# from checkpoint {trainer.ckpt_path} (global step {trainer.global_step})"
-                )
+                step = trainer.global_step if command == "fit" else self._checkpoint_step
+                header += f"\n# from checkpoint {trainer.ckpt_path}"
+                header += f" (global step {step})" if step is not None else ""
             config = self.config.clone()
             if "weights_only" in config:  # only a command line may turn it off, never a record
                 config.weights_only = None
