@@ -7,6 +7,7 @@ value is an import path (``mypackage.kernels.MyKernel``; docs/forking.md).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from pspikessm.models.settings import BlockSettings, build_choice
@@ -29,15 +30,30 @@ def build_kernel(d_model: int, channels: int, settings: BlockSettings) -> nn.Mod
     """The kernel ``settings.kernel`` built as ``cls(d_model, channels, settings, **init_args)``.
 
     A kernel is an ``nn.Module`` whose ``forward(length)`` returns the (channels, H, length)
-    convolution kernels; ``recurrence()`` (optional) gives its step-by-step form. Its shape is
-    checked where the kernels are used (:meth:`~pspikessm.models.convolution.SSMConvolution.kernels`):
-    computing one here would cost a full ``l_max`` kernel per block.
+    convolution kernels; ``recurrence()`` (optional) gives its step-by-step form. A kernel class
+    of the user's is tried once here on a 2-step kernel, so a class of another interface fails
+    at construction, naming the option. The built-in ones are not: their shapes are tested, and
+    a DPLR kernel with ``l_max`` costs its full ``l_max`` kernel whatever the length asked for.
+    Every kernel is checked again where it is used
+    (:meth:`~pspikessm.models.convolution.SSMConvolution.kernels`).
     """
     kernel = build_choice(settings.kernel, KERNELS, "block.kernel", d_model, channels, settings)
+    kind = type(kernel)
     if not isinstance(kernel, nn.Module):
-        kind = type(kernel)
         raise ValueError(
             f"block.kernel={settings.kernel!r} ({kind.__module__}.{kind.__qualname__}) is not "
             f"an nn.Module: {KERNEL_INTERFACE}"
         )
+    if f"{kind.__module__}.{kind.__qualname__}" not in KERNELS.values():
+        try:
+            with torch.no_grad():
+                shape = tuple(kernel(2).shape)
+        except Exception as error:  # any failure means a class of another interface
+            shape = f"an error ({type(error).__name__}: {error})"
+        if shape != (channels, d_model, 2):
+            raise ValueError(
+                f"block.kernel={settings.kernel!r} ({kind.__module__}.{kind.__qualname__}): "
+                f"forward(2) gave {shape}, not {(channels, d_model, 2)}. Expected: "
+                f"{KERNEL_INTERFACE}"
+            )
     return kernel
