@@ -288,7 +288,12 @@ def train_run(
         "best_val_acc": max(e["val_acc"] for e in recorder.evals),
         "firing_rate": last["firing_rate"],
         "silent_max": max(
-            (v for k, v in last["sparsity"].items() if k.endswith("/silent")), default=math.nan
+            (
+                v
+                for k, v in last["sparsity"].items()
+                if k.startswith("sparsity/val/") and k.endswith("/silent")
+            ),
+            default=math.nan,
         ),
         "val_acc_expected": expected,
         "train_cpu_s": recorder.cpu,

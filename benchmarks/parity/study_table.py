@@ -44,6 +44,17 @@ def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
+def silent_max(run: dict) -> float:
+    """The largest validation silent fraction of any spike site at the run's last validation
+    (NaN for a run without spike sites)."""
+    values = [
+        value
+        for tag, value in run["evals"][-1].get("sparsity", {}).items()
+        if tag.startswith("sparsity/val/") and tag.endswith("/silent")
+    ]
+    return max(values, default=math.nan)
+
+
 def study_rows(runs: list[dict]) -> list[dict]:
     """One row per variant (in first-seen order) with the columns of the module docstring;
     a variant's seed that several caches hold is taken from the first."""
@@ -71,7 +82,7 @@ def study_rows(runs: list[dict]) -> list[dict]:
                 "expected_val_acc": _mean([r["val_acc_expected"] for r in group]),
                 "gap_points": 100 * (twin - mean_best),
                 "train_loss": _mean([r["evals"][-1].get("train_loss", math.nan) for r in group]),
-                "silent_max": _mean([r.get("silent_max", math.nan) for r in group]),
+                "silent_max": _mean([silent_max(r) for r in group]),
                 "firing_rate": _mean([r["firing_rate"] for r in group]),
                 "cpu_ms_per_step": _mean([1e3 * r["train_cpu_s"] / r["steps"] for r in group]),
                 "caches": sorted({r["cache"] for r in group}),

@@ -32,9 +32,19 @@ def _run(variant: str, seed: int, best: float, silent: float, loss: float) -> di
         "val_acc": best - 0.01,
         "val_acc_expected": best - 0.02,
         "firing_rate": math.nan if variant == "nonspiking" else 0.2,
-        "silent_max": math.nan if variant == "nonspiking" else silent,
         "train_cpu_s": 150.0,
-        "evals": [{"train_loss": loss}],
+        "evals": [
+            {
+                "train_loss": loss,
+                "sparsity": {}
+                if variant == "nonspiking"
+                else {
+                    "sparsity/val/layer0/input/silent": silent / 2,
+                    "sparsity/val/layer0/output/silent": silent,
+                    "sparsity/train/layer0/output/silent": 1.0,  # training: not counted
+                },
+            }
+        ],
     }
 
 
