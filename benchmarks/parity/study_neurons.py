@@ -88,16 +88,11 @@ class NormalizedSampler(NormalizedSpikeSampler):
         self.signed, self.samples, self.sample = signed, samples, sample
         self.firing_window = (-1.0, 1.0) if signed else (0.0, 1.0)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        uniforms: torch.Tensor | None = None,
+    def fire(
+        self, drive: torch.Tensor, mask: torch.Tensor | None, uniforms: torch.Tensor | None
     ) -> torch.Tensor:
-        """``x`` (B, H, L) → spikes, their mean over ``samples`` draws, or probabilities."""
-        mean, inv_std = self.statistics(x, mask)
-        self._last = (mean.detach(), inv_std.detach())
-        drive = self.drive(x, mean, inv_std)  # (B H L)
+        """The normalised ``drive`` (B, H, L) → spikes, their mean over ``samples`` draws, or
+        the probabilities."""
         if self.sample and (self.training or self.sample_in_eval):
             draws = [
                 StochasticSpike.apply(drive, uniforms if k == 0 else None, mask, self.signed)

@@ -114,9 +114,20 @@ class NormalizedSpikeSampler(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self.fire(self.normalized(x, mask), mask, uniforms)
+
+    def normalized(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The drive ``scale z + offset`` (B, H, L) of ``x`` (B, H, L), with this call's
+        statistics (:meth:`statistics`), which :meth:`window_drive` reuses."""
         mean, inv_std = self.statistics(x, mask)
         self._last = (mean.detach(), inv_std.detach())
-        drive = self.drive(x, mean, inv_std)  # (B H L)
+        return self.drive(x, mean, inv_std)
+
+    def fire(
+        self, drive: torch.Tensor, mask: torch.Tensor | None, uniforms: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Spikes of the normalised ``drive`` (B, H, L), or its firing probabilities in
+        evaluation without sampling; zero where ``mask`` (B, 1, L) is 0."""
         if self.training or self.sample_in_eval:
             return StochasticSpike.apply(drive, uniforms, mask)
         probability = drive.clamp(*self.firing_window)
