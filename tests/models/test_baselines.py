@@ -136,6 +136,7 @@ OVERLAYS = {
     "untied_dropout": {"tie_dropout": False},
     "nonspiking": VARIANTS["s4"],
     **{name: VARIANTS[name] for name in ("binary_s4d", "lif_ssm", "no_mixer", "relu_mixer")},
+    "live_neurons": {"neuron": {"name": "normalized_pspike", "init_args": {"offset": -0.25}}},
 }
 
 
