@@ -93,17 +93,13 @@ def test_firing_rate_hooks_keep_one_graph_once_their_counters_exist():
     import types
 
     from pspikessm.callbacks import FiringRateMonitor
-    from pspikessm.callbacks.drive_statistics import firing_window
 
     backbone = small_backbone("configs/lra/listops.yaml")
     monitor = FiringRateMonitor()
     monitor._attached_trainer = types.SimpleNamespace(
         sanity_checking=False, training=True, validating=False, testing=False
     )
-    # The hooks its setup installs, with the per-site facts setup collects.
-    sources = monitor._hooks.on_spikes(backbone, monitor._observe, drives=True)
-    monitor._neurons = dict(sources)
-    monitor._windows = {name: firing_window(m) for name, m in sources}
+    monitor._hooks.on_spikes(backbone, monitor._observe, drives=True)  # as its setup does
     batch = small_batch(backbone)
     counts = []
     for _ in range(2):

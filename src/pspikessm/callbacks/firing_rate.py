@@ -90,9 +90,6 @@ class FiringRateMonitor(L.Callback):
         self._sources: list[tuple[str, nn.Module]] = []
         self._counts: dict[str, dict[str, SpikeCounts]] = defaultdict(dict)
         self._drives: dict[str, dict[str, DriveStatistics]] = defaultdict(dict)
-        self._signed: dict[str, bool] = {}
-        self._windows: dict[str, tuple[float, float] | None] = {}
-        self._neurons: dict[str, nn.Module] = {}
         self._attached_trainer: L.Trainer | None = None
         self._step_before_batch = 0
         self._capture_example = False
@@ -110,9 +107,6 @@ class FiringRateMonitor(L.Callback):
         self._hooks.remove()
         self._attached_trainer = trainer
         self._sources = self._hooks.on_spikes(pl_module, self._observe, drives=True)
-        self._signed = {name: bool(getattr(m, "signed", False)) for name, m in self._sources}
-        self._neurons = dict(self._sources)
-        self._windows = {name: firing_window(m) for name, m in self._sources}
         if not self._sources:
             rank_zero_warn(
                 f"FiringRateMonitor: {type(pl_module).__name__} has no spiking layers "
@@ -154,14 +148,19 @@ class FiringRateMonitor(L.Callback):
         return None  # prediction
 
     def _observe(
-        self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None, drive: torch.Tensor
+        self,
+        name: str,
+        spikes: torch.Tensor,
+        mask: torch.Tensor | None,
+        drive: torch.Tensor,
+        neuron: nn.Module,
     ) -> None:
-        """One spike tensor (B, H, L) of source ``name``, its mask (B, 1, L) or None, and the
-        drive (B, H, L) it was drawn from."""
+        """One spike tensor (B, H, L) of source ``name``, its mask (B, 1, L) or None, the
+        drive (B, H, L) it was drawn from and the ``neuron`` that drew it."""
         stage = self._stage()
         if stage is None:
             return
-        populations = spike_populations(spikes, self._signed.get(name, False))
+        populations = spike_populations(spikes, bool(getattr(neuron, "signed", False)))
         counts = self._counts[stage].get(name)
         if counts is None:
             counts = SpikeCounts(populations.shape[1]).to(spikes.device)
@@ -169,10 +168,10 @@ class FiringRateMonitor(L.Callback):
         counts.update(populations, mask)
         drives = self._drives[stage].get(name)
         if drives is None:
-            drives = DriveStatistics(self._windows.get(name)).to(spikes.device)
+            drives = DriveStatistics(firing_window(neuron)).to(spikes.device)
             self._drives[stage][name] = drives
         with torch.no_grad():
-            drives.update(drive_in_window(self._neurons[name], drive), mask)
+            drives.update(drive_in_window(neuron, drive), mask)
         if self.gradients and stage == "train" and drive.requires_grad:
             drive.register_hook(lambda grad: drives.update_gradient(grad, mask))
         if stage == "val" and self._capture_example:

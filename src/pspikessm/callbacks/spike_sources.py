@@ -79,15 +79,15 @@ class ForwardHooks:
     ) -> list[tuple[str, nn.Module]]:
         """Call ``observe(name, spikes, mask)`` with every spike tensor of ``model``'s spike
         sources (names and shapes: :func:`spike_sources`, :func:`spikes_and_mask`), and with
-        ``drives`` ``observe(name, spikes, mask, drive)``: the (B, H, L) input the source
-        turned into those spikes. Returns the sources."""
+        ``drives`` ``observe(name, spikes, mask, drive, source)``: the (B, H, L) input the
+        source turned into those spikes, and the source module. Returns the sources."""
         sources = spike_sources(model)
         for name, module in sources:
 
             def hook(module, args, kwargs, output, name=name) -> None:
                 spikes, mask = spikes_and_mask(args, kwargs, output)
                 if drives:
-                    observe(name, spikes, mask, args[0] if args else kwargs["x"])
+                    observe(name, spikes, mask, args[0] if args else kwargs["x"], module)
                 else:
                     observe(name, spikes, mask)
 
