@@ -12,6 +12,14 @@ from pspikessm.callbacks import FiringRateMonitor
 from pspikessm.callbacks.sparsity_layout import CATEGORY, sparsity_layout
 from pspikessm.module import SequenceClassifier
 
+#: The charts of each stage, in the layout's order.
+CHARTS = (
+    "firing rate per layer",
+    "fraction of silent neurons",
+    "fraction of drives outside the firing window (no gradient)",
+    "mean drive per layer",
+)
+
 
 def test_charts_select_every_source_of_their_stage_by_name():
     sources = ["layer0/input", "layer0/output", "layer0/input_b", "layer1/output_b", "encoder_x"]
@@ -22,16 +30,7 @@ def test_charts_select_every_source_of_their_stage_by_name():
         for key in ("rate", "silent", "neuron_rates", "drive_outside", "drive_mean")
     } | {f"sparsity/{stage}/rate" for stage in ("train", "val", "test")}
     charts = sparsity_layout(["val", "train"])[CATEGORY]
-    assert list(charts) == [
-        f"{stage}: {what}"
-        for stage in ("train", "val")
-        for what in (
-            "firing rate per layer",
-            "fraction of silent neurons",
-            "fraction of drives outside the firing window (no gradient)",
-            "mean drive per layer",
-        )
-    ]
+    assert list(charts) == [f"{stage}: {what}" for stage in ("train", "val") for what in CHARTS]
     for stage in ("train", "val"):
         kind, regexes = charts[f"{stage}: firing rate per layer"]
         assert kind == "Multiline"
@@ -65,14 +64,7 @@ def test_event_file_layout_draws_the_logged_tags_of_each_stage(tmp_path):
     accumulator = load(run)
     charts = layout_charts(accumulator, CATEGORY)
     assert sorted(charts) == sorted(
-        f"{stage}: {what}"
-        for stage in ("train", "val")
-        for what in (
-            "firing rate per layer",
-            "fraction of silent neurons",
-            "fraction of drives outside the firing window (no gradient)",
-            "mean drive per layer",
-        )
+        f"{stage}: {what}" for stage in ("train", "val") for what in CHARTS
     )
     trainer.test(module, dataloaders=loader, verbose=False)
     accumulator = load(run)
