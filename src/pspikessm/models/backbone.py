@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pspikessm.models.block import BranchUniforms, PSpikeSSMBlock, Uniforms
+from pspikessm.models.kernel_bank import KernelBank
 from pspikessm.models.norms import apply_norm, batch_extent, make_norm
 from pspikessm.models.optim_tags import exempt_norms_and_biases
 from pspikessm.models.settings import BlockSettings
@@ -90,6 +91,7 @@ class PSpikeSSM(nn.Module):
         else:
             self.encoder = nn.Linear(d_input, d_model)
         self.blocks = nn.ModuleList(PSpikeSSMBlock(d_model, block) for _ in range(n_layers))
+        self.kernel_bank = KernelBank([block.ssm for block in self.blocks])
         self.final_norm = make_norm(block.norm, d_model) if block.prenorm else nn.Identity()
         self.decoder = (
             RetrievalHead(d_model, num_classes) if dual_input else nn.Linear(d_model, num_classes)
@@ -107,8 +109,9 @@ class PSpikeSSM(nn.Module):
         x = self.encoder(inputs).transpose(1, 2)  # (B H L)
         mask = valid_mask(lengths, x.shape[-1], x.dtype)
         extent = batch_extent(lengths, x.shape[-1])  # padding past the longest: no effect
+        kernels = self.kernel_bank(x.shape[-1])  # per block (ΣH K) or None: all at once
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, None if uniforms is None else uniforms[i], extent)
+            x = block(x, mask, None if uniforms is None else uniforms[i], extent, kernels[i])
         return masked_mean(apply_norm(self.final_norm, x, extent), mask)
 
     def forward(

@@ -48,7 +48,9 @@ class PSpikeSSMBlock(nn.Module):
     Inputs: ``x`` (B, H, L) residual stream; ``mask`` (B, 1, L) with 1 at valid steps, or
     None; ``uniforms``: optional, the :data:`Uniforms` that fix the spikes
     (:meth:`draw_uniforms`); ``extent`` (1, 1, L): the steps BatchNorm statistics cover
-    (:func:`~pspikessm.models.norms.batch_extent`), or None. Outputs: (B, H, L). :meth:`step`
+    (:func:`~pspikessm.models.norms.batch_extent`), or None; ``kernel`` (ΣH, K): the branches'
+    SSM kernels computed already (:class:`~pspikessm.models.kernel_bank.KernelBank`), or None:
+    the block computes its own. Outputs: (B, H, L). :meth:`step`
     runs the same block one time step at a time (evaluation mode).
     """
 
@@ -98,12 +100,13 @@ class PSpikeSSMBlock(nn.Module):
         mask: torch.Tensor | None = None,
         uniforms: Uniforms | None = None,
         extent: torch.Tensor | None = None,
+        kernel: torch.Tensor | None = None,
     ) -> torch.Tensor:
         uniforms = self.shared_uniforms(x) if uniforms is None else uniforms
         drives = self.fuse.drives(x, extent)  # per branch (B H L)
         inputs = zip(self.branches, drives, uniforms, strict=True)
         spikes_in = [branch.input_spikes(drive, mask, z.input) for branch, drive, z in inputs]
-        membranes = self.ssm(spikes_in)  # per branch (B H L): every branch's SSM neurons at once
+        membranes = self.ssm(spikes_in, kernel)  # per branch (B H L): all branches at once
         outputs = zip(self.branches, membranes, uniforms, strict=True)
         spikes_out = [branch.output(membrane, mask, z.output) for branch, membrane, z in outputs]
         return self.fuse(x, self.mixer(torch.cat(spikes_out, dim=1)), extent)  # (B H L)

@@ -74,18 +74,14 @@ class SSMConvolution(nn.Module):
         """
         with torch.autocast(self.d.device.type, enabled=False):
             k = self.kernels(length)  # (C H L)
-            pieces = [k[0, :, :1] + self.d.unsqueeze(-1), k[0, :, 1:]]  # lags 0 .. L-1
-            if self.two_sided:  # the layout of two_sided_kernel, written in one pass
-                gap = k.new_zeros(k.shape[1], fft_size - 2 * length)  # (H n-2L)
-                pieces += [gap, k[1].flip(-1)]  # lags -(n-L) .. -1
-            return torch.cat(pieces, dim=-1)  # (H L) or (H n)
+            return with_skips(k.unsqueeze(0), self.d.unsqueeze(0), fft_size)[0]  # (H K)
 
     def kernel_spectrum(self, length: int, fft_size: int) -> torch.Tensor:
         """``rfft`` of :meth:`skip_kernel`: (H, fft_size/2+1) complex.
 
         Cached in evaluation when gradients are off (see the class docstring).
         """
-        cacheable = not self.training and not torch.is_grad_enabled()
+        cacheable = uses_cached_spectra(self)
         key = (length, fft_size)
         if cacheable:
             state = self._parameter_state()
@@ -162,26 +158,56 @@ class JointSSMConvolution(nn.Module):
         super().__init__()
         self.branch_ssms = tuple(branch_ssms)  # a tuple: not registered a second time
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(
+        self, xs: Sequence[torch.Tensor], kernel: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Per branch ``x_j`` (B, H, L) → ``u_j`` (B, H, L); ``kernel`` (ΣH, K): the branches'
+        kernels with their skips (:class:`~pspikessm.models.kernel_bank.KernelBank`), or None:
+        each branch's SSM computes its own."""
         if not xs[0].is_cuda:
+            kernels = [None] * len(xs) if kernel is None else kernel.split(xs[0].shape[1])
             return [
-                stacked_convolution([ssm], x) for ssm, x in zip(self.branch_ssms, xs, strict=True)
+                stacked_convolution([ssm], x, k)
+                for ssm, x, k in zip(self.branch_ssms, xs, kernels, strict=True)
             ]
-        y = stacked_convolution(self.branch_ssms, torch.cat(list(xs), dim=1))  # (B bH L)
+        y = stacked_convolution(self.branch_ssms, torch.cat(list(xs), dim=1), kernel)  # (B bH L)
         return list(y.split([x.shape[1] for x in xs], dim=1))
 
 
-def stacked_convolution(ssms: Sequence[SSMConvolution], x: torch.Tensor) -> torch.Tensor:
+def uses_cached_spectra(ssm: SSMConvolution) -> bool:
+    """Whether ``ssm`` convolves with its cached spectrum: in evaluation without gradients."""
+    return not ssm.training and not torch.is_grad_enabled()
+
+
+def stacked_convolution(
+    ssms: Sequence[SSMConvolution], x: torch.Tensor, kernel: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x`` (B, ΣH, L), the channels of ``ssms`` stacked, convolved with their kernels and D
-    skips: :func:`fft_conv` of their :meth:`~SSMConvolution.skip_kernel`, or in evaluation
-    without gradients :func:`spectral_conv` of their cached spectra. → (B, ΣH, L)."""
+    skips: :func:`fft_conv` of their :meth:`~SSMConvolution.skip_kernel` (or of ``kernel``
+    (ΣH, K), those kernels computed already), or in evaluation without gradients
+    :func:`spectral_conv` of their cached spectra. → (B, ΣH, L)."""
     length = x.shape[-1]
     fft_size = fast_fft_size(2 * length)
-    if not ssms[0].training and not torch.is_grad_enabled():
+    if kernel is not None:
+        return fft_conv(x, kernel, fft_size)
+    if uses_cached_spectra(ssms[0]):
         spectra = [ssm.kernel_spectrum(length, fft_size) for ssm in ssms]  # (H n/2+1) each
         return spectral_conv(x, torch.cat(spectra) if len(ssms) > 1 else spectra[0], fft_size)
     kernels = [ssm.skip_kernel(length, fft_size) for ssm in ssms]  # (H K) each
     return fft_conv(x, torch.cat(kernels) if len(ssms) > 1 else kernels[0], fft_size)
+
+
+def with_skips(kernels: torch.Tensor, d: torch.Tensor, fft_size: int) -> torch.Tensor:
+    """G SSMs' kernels (G, C, H, L) with their ``D`` (G, H) added to the lag-0 tap, laid out as
+    :func:`fft_conv` takes them: (G, H, L) causal (C = 1) or (G, H, fft_size) circular (C = 2,
+    the layout of :func:`two_sided_kernel`, written in one pass)."""
+    causal = kernels[:, 0]  # (G H L)
+    pieces = [causal[..., :1] + d.unsqueeze(-1), causal[..., 1:]]  # lags 0 .. L-1
+    if kernels.shape[1] == 2:
+        length = kernels.shape[-1]
+        gap = kernels.new_zeros(*causal.shape[:-1], fft_size - 2 * length)  # (G H n-2L)
+        pieces += [gap, kernels[:, 1].flip(-1)]  # lags -(n-L) .. -1
+    return torch.cat(pieces, dim=-1)
 
 
 # Long convolutions by FFT, causal or two-sided.

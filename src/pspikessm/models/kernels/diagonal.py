@@ -15,6 +15,7 @@ small factors and nothing of size H × N × L is ever formed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -128,21 +129,28 @@ class DiagonalSSMKernel(nn.Module):
 
     def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ZOH discretisation: ``(dt A, Ā, B̄)``, each (H, N/2) complex."""
-        dt = dt_of(self.inv_dt, self.dt_transform)  # (H)
-        a = torch.complex(-torch.exp(self.log_a_real), self.a_imag)  # (H N/2)
-        dt_a = dt.unsqueeze(-1) * a  # (H N/2)
-        a_bar = torch.exp(dt_a)
-        b_bar = (a_bar - 1.0) / a * torch.view_as_complex(self.b)  # (H N/2)
-        return dt_a, a_bar, b_bar
+        return joint_discretize([self])
 
     @property
     def c_complex(self) -> torch.Tensor:
         return torch.view_as_complex(self.c)  # (C H N/2)
 
+    def stack_key(self) -> tuple:
+        """What kernels computed together by :meth:`stacked` must share."""
+        return (self.dt_transform, tuple(self.c.shape), self.c.dtype)
+
     def forward(self, length: int) -> torch.Tensor:
         """Returns the kernels ``K̄`` of shape (C, H, L) for ``L = length``."""
-        dt_a, _, b_bar = self.discretize()
-        return vandermonde_kernel(self.c_complex * b_bar, dt_a, length)  # (C H L)
+        return self.stacked([self], length)[0]
+
+    @staticmethod
+    def stacked(kernels: Sequence[DiagonalSSMKernel], length: int) -> torch.Tensor:
+        """The kernels (G, C, H, L) of G kernels of one :meth:`stack_key`, computed at once:
+        their G·H neurons are one set of neurons to :func:`vandermonde_kernel`."""
+        dt_a, _, b_bar = joint_discretize(kernels)  # (GH N/2)
+        c = _join([k.c_complex for k in kernels], dim=1)  # (C GH N/2)
+        kernel = vandermonde_kernel(c * b_bar, dt_a, length)  # (C GH L)
+        return kernel.unflatten(1, (len(kernels), -1)).transpose(0, 1)  # (G C H L)
 
     def kernel_reference(self, length: int) -> torch.Tensor:
         """:meth:`forward` as a plain Vandermonde product (the reference for tests)."""
@@ -156,6 +164,25 @@ class DiagonalSSMKernel(nn.Module):
     def recurrence(self) -> DiagonalRecurrence:
         """The step-by-step form of the causal kernel (discretised once, now)."""
         return DiagonalRecurrence(self)
+
+
+def _join(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.cat`` of one or more tensors; one is returned as it is."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim)
+
+
+def joint_discretize(
+    kernels: Sequence[DiagonalSSMKernel],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ZOH discretisation of G kernels' neurons in order: ``(dt A, Ā, B̄)``, each (G·H, N/2)."""
+    dt = dt_of(_join([k.inv_dt for k in kernels]), kernels[0].dt_transform)  # (GH)
+    a = torch.complex(
+        -torch.exp(_join([k.log_a_real for k in kernels])), _join([k.a_imag for k in kernels])
+    )  # (GH N/2)
+    dt_a = dt.unsqueeze(-1) * a  # (GH N/2)
+    a_bar = torch.exp(dt_a)
+    b = torch.view_as_complex(_join([k.b for k in kernels]))
+    return dt_a, a_bar, (a_bar - 1.0) / a * b
 
 
 class DiagonalRecurrence:

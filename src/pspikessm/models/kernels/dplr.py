@@ -30,6 +30,7 @@ they differ in what the optimiser moves. :meth:`DPLRSSMKernel.dense` gives the t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -106,11 +107,7 @@ class DPLRSSMKernel(nn.Module):
 
     def dplr(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(Δ, Λ, p, B)``: Δ (H,) real; Λ, p, B (H, N/2) complex (shared ones broadcast)."""
-        dt = dt_of(self.inv_dt, self.dt_transform)
-        w = torch.complex(-torch.exp(self.log_w_real), self.w_imag)
-        p, b = torch.view_as_complex(self.p), torch.view_as_complex(self.b)
-        shape = (self.d_model, w.shape[-1])
-        return dt, w.expand(shape), p.expand(shape), b.expand(shape)
+        return joint_dplr([self])
 
     @property
     def c_complex(self) -> torch.Tensor:
@@ -120,29 +117,15 @@ class DPLRSSMKernel(nn.Module):
     def state_space(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N): full vectors are ``[x, conj(x)]`` and
         ``A = diag(Λ_full) - p_full p_full*``."""
-        dt, w, p, b = self.dplr()
-        w_full = torch.cat([w, w.conj()], dim=-1)  # (H N)
-        p_full = torch.cat([p, p.conj()], dim=-1)  # (H N)
-        a = torch.diag_embed(w_full) - p_full.unsqueeze(-1) * p_full.conj().unsqueeze(-2)
-        return dt, a, torch.cat([b, b.conj()], dim=-1)
+        return state_space(*self.dplr())
 
     def discretize(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Bilinear discretisation: ``Ā`` (H, N, N) and ``B̄`` (H, N), complex."""
-        dt, a, b = self.state_space()
-        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-        half_step = (dt / 2).view(-1, 1, 1)
-        backward = eye - half_step * a  # (H N N)
-        a_bar = torch.linalg.solve(backward, eye + half_step * a)
-        b_bar = torch.linalg.solve(backward, dt.unsqueeze(-1) * b)
-        return a_bar, b_bar
+        return discretize(*self.state_space())
 
     def _output_times(self, c: torch.Tensor, length: int) -> torch.Tensor:
         """``C (I - Ā^length)`` (C, H, N/2) for ``c`` = C (C, H, N/2), by a dense matrix power."""
-        a_bar, _ = self.discretize()
-        c_full = torch.cat([c, c.conj()], dim=-1)  # (C H N)
-        power = torch.linalg.matrix_power(a_bar, length)  # (H N N)
-        c_tilde = c_full - torch.einsum("chn,hnm->chm", c_full, power)  # (C H N)
-        return c_tilde[..., : c.shape[-1]]  # the other half is its conjugate
+        return output_times(self.discretize()[0], c, length)
 
     def dense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The full state space: ``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N), true ``C`` (C, H, N)."""
@@ -156,35 +139,111 @@ class DPLRSSMKernel(nn.Module):
             c_full = torch.linalg.solve(rest, c_full.transpose(0, 1), left=False).transpose(0, 1)
         return dt, a, b, c_full
 
+    def stack_key(self) -> tuple:
+        """What kernels computed together by :meth:`stacked` must share."""
+        return (self.d_model, self.dt_transform, self.l_max, tuple(self.c.shape), self.c.dtype)
+
     def forward(self, length: int) -> torch.Tensor:
         """Returns the kernels ``K̄`` of shape (C, H, L) for ``L = length``."""
-        dt, w, p, b = self.dplr()
-        if self.l_max is None:
-            size, c_tilde = length, self._output_times(self.c_complex, length)
-        elif length > self.l_max:
+        return self.stacked([self], length)[0]
+
+    @staticmethod
+    def stacked(kernels: Sequence[DPLRSSMKernel], length: int) -> torch.Tensor:
+        """The kernels (G, C, H, L) of G kernels of one :meth:`stack_key`, computed at once.
+
+        The G·H neurons are one set of neurons to the computation: the parameters are stacked
+        (a shared Λ, p, B broadcast to their layer's neurons) and every op below runs once,
+        whatever G is. Per neuron the arithmetic is that of one kernel alone.
+        """
+        first = kernels[0]
+        if first.l_max is not None and length > first.l_max:
             raise ValueError(
                 f"a sequence of length {length} is longer than the DPLR kernel's l_max="
-                f"{self.l_max}: set model.backbone.init_args.block.kernel.init_args.l_max to the "
-                "data's longest sequence"
+                f"{first.l_max}: set model.backbone.init_args.block.kernel.init_args.l_max to "
+                "the data's longest sequence"
+            )
+        dt, w, p, b = joint_dplr(kernels)  # (GH), (GH N/2) each
+        c = _stack([k.c_complex for k in kernels])  # (G C H N/2)
+        c = c.transpose(0, 1).flatten(1, 2)  # (C GH N/2)
+        if first.l_max is None:
+            size, c_tilde = (
+                length,
+                output_times(discretize(*state_space(dt, w, p, b))[0], c, length),
             )
         else:
-            size, c_tilde = self.l_max, self.c_complex
+            size, c_tilde = first.l_max, c
         k = torch.arange(size // 2 + 1, device=dt.device, dtype=torch.float64)
         omega = torch.exp(-2j * math.pi * k / size).to(w.dtype)  # (K) roots of unity
         numerator = 1 - omega  # (K)
-        scale = (1 + omega) * (dt / 2).unsqueeze(-1)  # (H K)
+        scale = (1 + omega) * (dt / 2).unsqueeze(-1)  # (GH K)
         channels = c_tilde.shape[0]
         numerators = [c_tilde * b, c_tilde * p, (p.conj() * b)[None], (p.conj() * p)[None]]
-        sums = cauchy_sums(torch.cat(numerators), numerator, scale, w)  # (2C+2 H K)
+        sums = cauchy_sums(torch.cat(numerators), numerator, scale, w)  # (2C+2 GH K)
         # split, not slices: autograd joins split gradients in one cat, while every slice's
         # backward writes a zero tensor of the whole size
-        k00, k01, k10, k11 = sums.split([channels, channels, 1, 1])  # (C H K), (1 H K)
-        k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C H K)
-        return torch.fft.irfft(k_hat, n=size)[..., :length]  # (C H L)
+        k00, k01, k10, k11 = sums.split([channels, channels, 1, 1])  # (C GH K), (1 GH K)
+        k_hat = dt.unsqueeze(-1) * (k00 - scale * k01 * k10 / (1 + scale * k11))  # (C GH K)
+        kernel = torch.fft.irfft(k_hat, n=size)[..., :length]  # (C GH L)
+        return kernel.unflatten(1, (len(kernels), first.d_model)).transpose(0, 1)  # (G C H L)
 
     def recurrence(self) -> DenseRecurrence:
         """The step-by-step form of the causal kernel (discretised once, now)."""
         return DenseRecurrence(self)
+
+
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack`` of one or more tensors; one is a view, not a copy."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(list(tensors))
+
+
+def _over_neurons(x: torch.Tensor, d_model: int) -> torch.Tensor:
+    """(G, S, ...) with S = 1 (shared by a kernel's neurons) or H → (G·H, ...)."""
+    return x.expand(x.shape[0], d_model, *x.shape[2:]).flatten(0, 1)
+
+
+def joint_dplr(
+    kernels: Sequence[DPLRSSMKernel],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(Δ, Λ, p, B)`` of G kernels' neurons in order: Δ (G·H,), Λ, p, B (G·H, N/2)."""
+    first, d_model = kernels[0], kernels[0].d_model
+    dt = dt_of(_stack([k.inv_dt for k in kernels]), first.dt_transform).flatten()  # (GH)
+    w = torch.complex(
+        -torch.exp(_stack([k.log_w_real for k in kernels])), _stack([k.w_imag for k in kernels])
+    )  # (G S N/2)
+    p = _stack([torch.view_as_complex(k.p) for k in kernels])  # (G S N/2)
+    b = _stack([torch.view_as_complex(k.b) for k in kernels])
+    return dt, *(_over_neurons(x, d_model) for x in (w, p, b))
+
+
+def state_space(
+    dt: torch.Tensor, w: torch.Tensor, p: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``Δ`` (H,), ``A`` (H, N, N), ``B`` (H, N) of ``(Δ, Λ, p, B)`` (H,), (H, N/2): full
+    vectors are ``[x, conj(x)]`` and ``A = diag(Λ_full) - p_full p_full*``."""
+    w_full = torch.cat([w, w.conj()], dim=-1)  # (H N)
+    p_full = torch.cat([p, p.conj()], dim=-1)  # (H N)
+    a = torch.diag_embed(w_full) - p_full.unsqueeze(-1) * p_full.conj().unsqueeze(-2)
+    return dt, a, torch.cat([b, b.conj()], dim=-1)
+
+
+def discretize(
+    dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear discretisation of :func:`state_space`: ``Ā`` (H, N, N), ``B̄`` (H, N)."""
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    half_step = (dt / 2).view(-1, 1, 1)
+    backward = eye - half_step * a  # (H N N)
+    a_bar = torch.linalg.solve(backward, eye + half_step * a)
+    b_bar = torch.linalg.solve(backward, dt.unsqueeze(-1) * b)
+    return a_bar, b_bar
+
+
+def output_times(a_bar: torch.Tensor, c: torch.Tensor, length: int) -> torch.Tensor:
+    """``C (I - Ā^length)`` (C, H, N/2) for ``c`` = C (C, H, N/2) and ``Ā`` (H, N, N)."""
+    c_full = torch.cat([c, c.conj()], dim=-1)  # (C H N)
+    power = torch.linalg.matrix_power(a_bar, length)  # (H N N)
+    c_tilde = c_full - torch.einsum("chn,hnm->chm", c_full, power)  # (C H N)
+    return c_tilde[..., : c.shape[-1]]  # the other half is its conjugate
 
 
 class DenseRecurrence:
