@@ -37,7 +37,31 @@ from pspikessm.optim import parameter_groups
 
 #: Ops that make a view or an alias and launch no work (their ``.default`` and other overloads).
 VIEW_OPS = frozenset(
-    ["view", "reshape", "flatten", "unsqueeze", "squeeze", "expand", "slice", "select", "narrow", "split", "split_with_sizes", "unbind", "transpose", "permute", "t", "detach", "alias", "as_strided", "view_as_real", "view_as_complex", "_conj", "_unsafe_view", "_reshape_alias"]
+    [
+        "view",
+        "reshape",
+        "flatten",
+        "unsqueeze",
+        "squeeze",
+        "expand",
+        "slice",
+        "select",
+        "narrow",
+        "split",
+        "split_with_sizes",
+        "unbind",
+        "transpose",
+        "permute",
+        "t",
+        "detach",
+        "alias",
+        "as_strided",
+        "view_as_real",
+        "view_as_complex",
+        "_conj",
+        "_unsafe_view",
+        "_reshape_alias",
+    ]
 )
 TASK_CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 TASK_CONFIGS = [c for c in TASK_CONFIGS if c.parent.name in ("lra", "mnist", "speech")]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pspikessm.models.convolution import JointSSMConvolution, SSMConvolution
+from pspikessm.models.convolution import JointSSMConvolution, SSMConvolution, compute_dtype
 from pspikessm.models.layers import ChannelAffine, SpikeMixer, make_dropout
 from pspikessm.models.neurons import build_neuron, neuron_step
 from pspikessm.models.norms import apply_norm, make_norm
@@ -72,7 +72,7 @@ class PSpikeSSMBlock(nn.Module):
         ``share_uniforms`` says: officially ``z1`` serves branch 1's input spikes and every
         branch's output spikes, ``z2`` branch 2's input spikes (one branch: ``z1`` in, ``z2``
         out); otherwise one tensor per site."""
-        dtype = torch.promote_types(x.dtype, torch.float32)
+        dtype = compute_dtype(x)
 
         def uniform() -> torch.Tensor:
             if generator is None:  # rand_like: also under torch.compile's dynamic shapes
@@ -81,16 +81,24 @@ class PSpikeSSMBlock(nn.Module):
 
         if not self.share_uniforms:
             return [BranchUniforms(uniform(), uniform()) for _ in self.branches]
-        z1, z2 = uniform(), uniform()
+        return self.shared_layout(uniform(), uniform())
+
+    def shared_layout(self, z1: torch.Tensor, z2: torch.Tensor) -> Uniforms:
+        """The sites' uniforms when they share two tensors ``z1``, ``z2`` (B, H, L)."""
         if len(self.branches) == 1:
             return [BranchUniforms(z1, z2)]
         return [BranchUniforms(z1, z1), *[BranchUniforms(z2, z1) for _ in self.branches[1:]]]
 
-    def shared_uniforms(self, x: torch.Tensor) -> Uniforms:
-        """:meth:`draw_uniforms` where sites share them; else None at every site (each neuron
-        draws its own, in place: a third cheaper than comparing with tensors drawn here)."""
+    def draws_shared(self) -> bool:
+        """Whether the block draws uniforms for its sites (shared between sites); if not, each
+        neuron draws its own, in place: a third cheaper than comparing with tensors drawn
+        here."""
         takes_uniforms = getattr(self.branches[0].input_spikes, "takes_uniforms", False)
-        if self.share_uniforms and takes_uniforms and len(self.branches) > 1:
+        return self.share_uniforms and takes_uniforms and len(self.branches) > 1
+
+    def shared_uniforms(self, x: torch.Tensor) -> Uniforms:
+        """:meth:`draw_uniforms` where :meth:`draws_shared`; else None at every site."""
+        if self.draws_shared():
             return self.draw_uniforms(x)
         return [OWN_DRAWS for _ in self.branches]
 

@@ -201,12 +201,13 @@ def with_skips(kernels: torch.Tensor, d: torch.Tensor, fft_size: int) -> torch.T
     """G SSMs' kernels (G, C, H, L) with their ``D`` (G, H) added to the lag-0 tap, laid out as
     :func:`fft_conv` takes them: (G, H, L) causal (C = 1) or (G, H, fft_size) circular (C = 2,
     the layout of :func:`two_sided_kernel`, written in one pass)."""
-    causal = kernels[:, 0]  # (G H L)
+    # unbind, not indexing: its backward is one stack, an index's a zero tensor each
+    causal, *anticausal = kernels.unbind(1)  # (G H L) each
     pieces = [causal[..., :1] + d.unsqueeze(-1), causal[..., 1:]]  # lags 0 .. L-1
-    if kernels.shape[1] == 2:
+    if anticausal:
         length = kernels.shape[-1]
         gap = kernels.new_zeros(*causal.shape[:-1], fft_size - 2 * length)  # (G H n-2L)
-        pieces += [gap, kernels[:, 1].flip(-1)]  # lags -(n-L) .. -1
+        pieces += [gap, anticausal[0].flip(-1)]  # lags -(n-L) .. -1
     return torch.cat(pieces, dim=-1)
 
 
@@ -216,6 +217,12 @@ def with_skips(kernels: torch.Tensor, d: torch.Tensor, fft_size: int) -> torch.T
 # FFTs of the batch (the gradient's transform and the input gradient's inverse) plus one of
 # the kernel's size, where autograd through ``rfft``/``irfft`` would take a full complex FFT.
 # :func:`fft_conv_reference` is the plain composition, kept for tests and as the definition.
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 when a tensor is float64, else float32: no FFT runs in half precision (it would
+    lose the kernels' long-range tail). Decided in Python: ``torch.promote_types`` is an op."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
 def fast_fft_size(minimum: int) -> int:
@@ -256,7 +263,7 @@ def spectral_conv(x: torch.Tensor, kernel_f: torch.Tensor, fft_size: int) -> tor
     evaluation). Returns (B, H, L) in ``x``'s dtype, computed in float32 at least.
     """
     length = x.shape[-1]
-    x_f = torch.fft.rfft(x.to(torch.promote_types(x.dtype, torch.float32)), n=fft_size)
+    x_f = torch.fft.rfft(x.to(compute_dtype(x)), n=fft_size)
     return torch.fft.irfft(x_f * kernel_f, n=fft_size)[..., :length].to(x.dtype)  # (B H L)
 
 
@@ -313,8 +320,8 @@ def fft_conv(x: torch.Tensor, kernel: torch.Tensor, fft_size: int | None = None)
     """
     n = 2 * x.shape[-1] if fft_size is None else fft_size
     _check_kernel(kernel, x.shape[-1], n)
-    compute_dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
-    y = FFTConvolution.apply(x.to(compute_dtype), kernel.to(compute_dtype), n)
+    dtype = compute_dtype(x, kernel)
+    y = FFTConvolution.apply(x.to(dtype), kernel.to(dtype), n)
     return y.to(x.dtype)
 
 
@@ -323,5 +330,4 @@ def fft_conv_reference(
 ) -> torch.Tensor:
     """:func:`fft_conv` as the plain composition of ``rfft``, product and ``irfft``."""
     n = 2 * x.shape[-1] if fft_size is None else fft_size
-    compute_dtype = torch.promote_types(x.dtype, torch.float32)
-    return spectral_conv(x, torch.fft.rfft(kernel.to(compute_dtype), n=n), n)
+    return spectral_conv(x, torch.fft.rfft(kernel.to(compute_dtype(x)), n=n), n)

@@ -20,6 +20,7 @@ from pspikessm.models.convolution import (
     uses_cached_spectra,
     with_skips,
 )
+from pspikessm.models.kernels.parameters import stack_parameters
 
 
 class KernelBank:
@@ -61,7 +62,7 @@ class KernelBank:
         d = ssms[0].d
         with torch.autocast(d.device.type, enabled=False):  # Ā^l over thousands of steps
             kernels = type(ssms[0].kernel).stacked([ssm.kernel for ssm in ssms], length)
-            d = torch.stack([ssm.d for ssm in ssms])  # (G H)
+            d = stack_parameters([ssm.d for ssm in ssms])  # (G H)
             skips = with_skips(kernels, d, fast_fft_size(2 * length))  # (G H K)
         per_block = [len(joint.branch_ssms) for joint in self.joints]
         if len(set(per_block)) == 1:  # (blocks, bH, K): a view per block

@@ -50,7 +50,32 @@ class ChannelAffine(nn.Module):
         self.shift = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift.unsqueeze(-1), self.scale.unsqueeze(-1), x)
+        return AffineFunction.apply(x, self.scale, self.shift)
+
+
+def channel_affine_reference(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+) -> torch.Tensor:
+    """``scale ⊙ x + shift`` on (B, H, L) with (H,) parameters, by plain autograd."""
+    return torch.addcmul(shift.unsqueeze(-1), scale.unsqueeze(-1), x)
+
+
+class AffineFunction(torch.autograd.Function):
+    """:func:`channel_affine_reference` with a backward of four ops, not six: autograd's
+    ``addcmul`` backward also multiplies both gradients by its ``value`` (1)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, scale)
+        return torch.addcmul(shift.unsqueeze(-1), scale.unsqueeze(-1), x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, scale = ctx.saved_tensors
+        grad_x = grad * scale.unsqueeze(-1) if ctx.needs_input_grad[0] else None
+        grad_scale = (grad * x).sum((0, 2)) if ctx.needs_input_grad[1] else None
+        grad_shift = grad.sum((0, 2)) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_scale, grad_shift
 
 
 def make_dropout(rate: float, tied: bool) -> nn.Module:

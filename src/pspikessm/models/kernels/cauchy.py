@@ -6,15 +6,17 @@ over the N/2 stored modes; the second term is the implied conjugate half of the 
 path, :class:`CauchySums`) computes the same values and gradients with four batched products
 and a few elementwise passes per chunk of frequencies, keeps nothing of size H × K × N/2 for
 backward (it recomputes the reciprocals there), and bounds its temporaries by chunking the
-K frequencies, so a Path-X kernel (K = 8193, H = 256, N/2 = 32) needs tens of MB, not GB.
+K frequencies, so a Path-X kernel (K = 8193, H = 256, N/2 = 32) needs hundreds of MB, not GB.
 """
 
 from __future__ import annotations
 
 import torch
 
-#: Complex numbers in one chunk's (H, k, N/2) temporaries (2^22: 32 MB each).
-CHUNK_ELEMENTS = 1 << 22
+#: Complex numbers in one chunk's (H, k, N/2) temporaries (2^24: 128 MB each in complex64).
+#: Every layer's kernel is one computation (:mod:`pspikessm.models.kernel_bank`): ListOps'
+#: 8 kernels (H = 8 × 128, K = 1025, N/2 = 8) fit one chunk, each more chunk is ~30 more ops.
+CHUNK_ELEMENTS = 1 << 24
 
 
 def cauchy_sums_reference(

@@ -21,7 +21,12 @@ import torch
 from torch import nn
 
 from pspikessm.models.kernels.hippo import legs_nplr
-from pspikessm.models.kernels.parameters import dt_of, init_inv_dt, tag_kernel_parameters
+from pspikessm.models.kernels.parameters import (
+    dt_of,
+    init_inv_dt,
+    stack_parameters,
+    tag_kernel_parameters,
+)
 from pspikessm.models.settings import BlockSettings
 
 INITS = ("legs", "lin")
@@ -148,7 +153,8 @@ class DiagonalSSMKernel(nn.Module):
         """The kernels (G, C, H, L) of G kernels of one :meth:`stack_key`, computed at once:
         their G·H neurons are one set of neurons to :func:`vandermonde_kernel`."""
         dt_a, _, b_bar = joint_discretize(kernels)  # (GH N/2)
-        c = _join([k.c_complex for k in kernels], dim=1)  # (C GH N/2)
+        c = stack_parameters([k.c for k in kernels])  # (G C H N/2 2)
+        c = torch.view_as_complex(c.transpose(0, 1).flatten(1, 2))  # (C GH N/2)
         kernel = vandermonde_kernel(c * b_bar, dt_a, length)  # (C GH L)
         return kernel.unflatten(1, (len(kernels), -1)).transpose(0, 1)  # (G C H L)
 
@@ -166,23 +172,19 @@ class DiagonalSSMKernel(nn.Module):
         return DiagonalRecurrence(self)
 
 
-def _join(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
-    """``torch.cat`` of one or more tensors; one is returned as it is."""
-    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors), dim)
-
-
 def joint_discretize(
     kernels: Sequence[DiagonalSSMKernel],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ZOH discretisation of G kernels' neurons in order: ``(dt A, Ā, B̄)``, each (G·H, N/2)."""
-    dt = dt_of(_join([k.inv_dt for k in kernels]), kernels[0].dt_transform)  # (GH)
-    a = torch.complex(
-        -torch.exp(_join([k.log_a_real for k in kernels])), _join([k.a_imag for k in kernels])
-    )  # (GH N/2)
+
+    def joint(name: str) -> torch.Tensor:  # (G H ...) → (GH ...)
+        return stack_parameters([getattr(k, name) for k in kernels]).flatten(0, 1)
+
+    dt = dt_of(joint("inv_dt"), kernels[0].dt_transform)  # (GH)
+    a = torch.complex(-torch.exp(joint("log_a_real")), joint("a_imag"))  # (GH N/2)
     dt_a = dt.unsqueeze(-1) * a  # (GH N/2)
     a_bar = torch.exp(dt_a)
-    b = torch.view_as_complex(_join([k.b for k in kernels]))
-    return dt_a, a_bar, (a_bar - 1.0) / a * b
+    return dt_a, a_bar, (a_bar - 1.0) / a * torch.view_as_complex(joint("b"))
 
 
 class DiagonalRecurrence:

@@ -37,7 +37,12 @@ from torch import nn
 
 from pspikessm.models.kernels.cauchy import cauchy_sums
 from pspikessm.models.kernels.hippo import legs_nplr
-from pspikessm.models.kernels.parameters import dt_of, init_inv_dt, tag_kernel_parameters
+from pspikessm.models.kernels.parameters import (
+    dt_of,
+    init_inv_dt,
+    stack_parameters,
+    tag_kernel_parameters,
+)
 from pspikessm.models.settings import BlockSettings
 
 DPLR_INITS = ("legs",)
@@ -163,7 +168,7 @@ class DPLRSSMKernel(nn.Module):
                 "the data's longest sequence"
             )
         dt, w, p, b = joint_dplr(kernels)  # (GH), (GH N/2) each
-        c = _stack([k.c_complex for k in kernels])  # (G C H N/2)
+        c = stack_parameters([k.c_complex for k in kernels])  # (G C H N/2)
         c = c.transpose(0, 1).flatten(1, 2)  # (C GH N/2)
         if first.l_max is None:
             size, c_tilde = (
@@ -191,11 +196,6 @@ class DPLRSSMKernel(nn.Module):
         return DenseRecurrence(self)
 
 
-def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``torch.stack`` of one or more tensors; one is a view, not a copy."""
-    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(list(tensors))
-
-
 def _over_neurons(x: torch.Tensor, d_model: int) -> torch.Tensor:
     """(G, S, ...) with S = 1 (shared by a kernel's neurons) or H → (G·H, ...)."""
     return x.expand(x.shape[0], d_model, *x.shape[2:]).flatten(0, 1)
@@ -206,12 +206,13 @@ def joint_dplr(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(Δ, Λ, p, B)`` of G kernels' neurons in order: Δ (G·H,), Λ, p, B (G·H, N/2)."""
     first, d_model = kernels[0], kernels[0].d_model
-    dt = dt_of(_stack([k.inv_dt for k in kernels]), first.dt_transform).flatten()  # (GH)
+    dt = dt_of(stack_parameters([k.inv_dt for k in kernels]), first.dt_transform).flatten()  # (GH)
     w = torch.complex(
-        -torch.exp(_stack([k.log_w_real for k in kernels])), _stack([k.w_imag for k in kernels])
+        -torch.exp(stack_parameters([k.log_w_real for k in kernels])),
+        stack_parameters([k.w_imag for k in kernels]),
     )  # (G S N/2)
-    p = _stack([torch.view_as_complex(k.p) for k in kernels])  # (G S N/2)
-    b = _stack([torch.view_as_complex(k.b) for k in kernels])
+    p = stack_parameters([torch.view_as_complex(k.p) for k in kernels])  # (G S N/2)
+    b = stack_parameters([torch.view_as_complex(k.b) for k in kernels])
     return dt, *(_over_neurons(x, d_model) for x in (w, p, b))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,3 +48,25 @@ def tag_kernel_parameters(
     tag_optim(inv_dt, weight_decay=0.0, **dt_rate)
     if settings.c_lr is not None:
         tag_optim(c, lr=settings.c_lr)
+
+
+class StackParameters(torch.autograd.Function):
+    """``torch.stack`` of G tensors (G, ...), whose backward makes the gradient contiguous once
+    (one op) and hands each tensor its slice: contiguous, so autograd keeps it as the
+    parameter's ``.grad``, where slices of a strided gradient (the lag-0 tap's ``D``, the
+    imaginary half of a complex parameter) cost one copy per parameter."""
+
+    @staticmethod
+    def forward(ctx, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.stack(tensors)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return grad.contiguous().unbind(0)
+
+
+def stack_parameters(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """G tensors of one shape → (G, ...): :class:`StackParameters`; one tensor is a view."""
+    if len(tensors) == 1:
+        return tensors[0].unsqueeze(0)
+    return StackParameters.apply(*tensors)

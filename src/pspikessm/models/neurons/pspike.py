@@ -57,21 +57,22 @@ class StochasticSpike(torch.autograd.Function):
             return _signed_spikes(ctx, x, uniforms, mask)
         if uniforms is None:
             spikes = torch.rand_like(x, dtype=torch.float32).lt_(x)  # (z < x) as 0.0 / 1.0
-        else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
-            spikes = torch.lt(uniforms, x).to(torch.float32)
-        if mask is not None:
-            spikes.mul_(mask)
-        if ctx.needs_input_grad[0]:
-            passes = (x > 0.0).logical_and_(x < 1.0)
             if mask is not None:
-                passes.logical_and_(mask.bool())
-            ctx.save_for_backward(passes)
+                spikes.mul_(mask)
+        else:  # z in [0, 1): z < x, as the official code compares (no clamped copy)
+            below = torch.lt(uniforms, x)  # bool; the mask's product makes it 0.0 / 1.0
+            spikes = below.to(torch.float32) if mask is None else below * mask
+        if ctx.needs_input_grad[0]:
+            # One bool per element; the mask is applied in backward (an op there, not two
+            # here: the mask's bool copy and the logical and).
+            ctx.save_for_backward((x > 0.0).logical_and_(x < 1.0), mask)
         return spikes.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, None, ...]:
-        (passes,) = ctx.saved_tensors
-        return grad_spikes * passes, None, None, None
+        passes, mask = ctx.saved_tensors
+        grad = grad_spikes * passes
+        return grad if mask is None else grad.mul_(mask), None, None, None
 
 
 def _signed_spikes(ctx, x: torch.Tensor, uniforms, mask) -> torch.Tensor:
@@ -83,10 +84,7 @@ def _signed_spikes(ctx, x: torch.Tensor, uniforms, mask) -> torch.Tensor:
     if mask is not None:
         spikes.mul_(mask)
     if ctx.needs_input_grad[0]:
-        passes = magnitude < 1.0
-        if mask is not None:
-            passes.logical_and_(mask.bool())
-        ctx.save_for_backward(passes)
+        ctx.save_for_backward(magnitude < 1.0, mask)
     return spikes.to(x.dtype)
 
 
