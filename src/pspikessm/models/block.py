@@ -117,7 +117,7 @@ class PSpikeSSMBlock(nn.Module):
         membranes = self.ssm(spikes_in, kernel)  # per branch (B H L): all branches at once
         outputs = zip(self.branches, membranes, uniforms, strict=True)
         spikes_out = [branch.output(membrane, mask, z.output) for branch, membrane, z in outputs]
-        return self.fuse(x, self.mixer(torch.cat(spikes_out, dim=1)), extent)  # (B H L)
+        return self.fuse(x, self.mixer(joined(spikes_out)), extent)  # (B H L)
 
     def initial_state(self, batch: int) -> list[dict[str, Any]]:
         """Step mode: the block's state at t = 0. Needs evaluation mode (batch statistics and
@@ -138,7 +138,13 @@ class PSpikeSSMBlock(nn.Module):
         uniforms = self.shared_uniforms(x) if uniforms is None else uniforms
         branches = zip(self.branches, self.fuse.drives(x), state, uniforms, strict=True)
         spikes = [branch.step(drive, at, mask, z) for branch, drive, at, z in branches]
-        return self.fuse(x, self.mixer(torch.cat(spikes, dim=1)))
+        return self.fuse(x, self.mixer(joined(spikes)))
+
+
+def joined(spikes: list[torch.Tensor]) -> torch.Tensor:
+    """The branches' spikes (B, H, L) each → (B, ΣH, L); one branch's as they are (a cat of
+    one tensor would be a copy)."""
+    return spikes[0] if len(spikes) == 1 else torch.cat(spikes, dim=1)
 
 
 class SpikeBranch(nn.Module):

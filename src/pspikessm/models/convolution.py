@@ -164,6 +164,8 @@ class JointSSMConvolution(nn.Module):
         """Per branch ``x_j`` (B, H, L) → ``u_j`` (B, H, L); ``kernel`` (ΣH, K): the branches'
         kernels with their skips (:class:`~pspikessm.models.kernel_bank.KernelBank`), or None:
         each branch's SSM computes its own."""
+        if len(xs) == 1:  # no split, no cat: each would be an op (and its backward another)
+            return [stacked_convolution(self.branch_ssms, xs[0], kernel)]
         if not xs[0].is_cuda:
             kernels = [None] * len(xs) if kernel is None else kernel.split(xs[0].shape[1])
             return [

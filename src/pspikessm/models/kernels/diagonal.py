@@ -63,7 +63,8 @@ def complex_exp(z: torch.Tensor) -> torch.Tensor:
     Same values as ``torch.exp`` (to rounding), several times faster on CPU, where the
     complex ``exp`` is not vectorised.
     """
-    return torch.polar(torch.exp(z.real), z.imag)
+    real, imag = torch.view_as_real(z).unbind(-1)  # backward: one stack, not two zero tensors
+    return torch.polar(torch.exp(real), imag)
 
 
 def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -> torch.Tensor:
@@ -86,8 +87,11 @@ def vandermonde_kernel(weights: torch.Tensor, dt_a: torch.Tensor, length: int) -
     inner = complex_exp(dt_a.unsqueeze(-1) * inner_steps)  # (H N/2 c)
     outer = complex_exp(dt_a.unsqueeze(-2) * outer_steps.unsqueeze(-1))  # (H J N/2)
     left = (2.0 * weights).transpose(0, 1).unsqueeze(-2) * outer.unsqueeze(1)  # (H C J N/2)
-    left = torch.cat([left.real, -left.imag], dim=-1).flatten(1, 2)  # (H CJ N)
-    right = torch.cat([inner.real, inner.imag], dim=-2)  # (H N c)
+    # [Re, -Im] and [Re; Im] from one view each (a view's backward is one copy at most,
+    # a real and an imaginary part's are a zero tensor each and their sum)
+    left = torch.view_as_real(left.conj_physical()).transpose(-1, -2).flatten(-2)  # (H C J N)
+    left = left.flatten(1, 2)  # (H CJ N)
+    right = torch.view_as_real(inner).permute(0, 3, 1, 2).flatten(1, 2)  # (H N c)
     # One bmm over H (no broadcast over C, whose backward would be a reduction).
     kernel = torch.bmm(left, right)  # (H CJ c): Re(left) Re(right) - Im(left) Im(right)
     kernel = kernel.view(dt_a.shape[0], weights.shape[0], -1)[..., :length]  # (H C L)
