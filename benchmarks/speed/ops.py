@@ -116,11 +116,9 @@ def linked_values(config: Path) -> dict:
 def step_counts(configs: list[Path], batch: int, length: int) -> dict[str, Counter[str]]:
     """Per phase, the ops of the second training step of the configs' model."""
     linked = linked_values(configs[0])
-    dual = linked.pop("dual_input")
     torch.manual_seed(0)
     module = build_module(*configs, **linked).train()
-    if dual:
-        module.backbone.dual_input = True  # the link sets it; build_module takes ints only
+    if linked["dual_input"]:
         inputs = torch.stack(
             [synthetic_batch(batch, length, 2, torch.device("cpu"), 18)[0] for _ in range(2)], 1
         )

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from pspikessm.models.block import BranchUniforms, PSpikeSSMBlock, Uniforms
-from pspikessm.models.convolution import compute_dtype
 from pspikessm.models.kernel_bank import KernelBank
 from pspikessm.models.norms import apply_norm, batch_extent, make_norm
 from pspikessm.models.optim_tags import exempt_norms_and_biases
@@ -111,7 +110,6 @@ class PSpikeSSM(nn.Module):
         mask = valid_mask(lengths, x.shape[-1], x.dtype)
         extent = batch_extent(lengths, x.shape[-1])  # padding past the longest: no effect
         kernels = self.kernel_bank(x.shape[-1])  # per block (ΣH K) or None: all at once
-        uniforms = self.shared_uniforms(x) if uniforms is None else uniforms
         for i, block in enumerate(self.blocks):
             x = block(x, mask, None if uniforms is None else uniforms[i], extent, kernels[i])
         return masked_mean(apply_norm(self.final_norm, x, extent), mask)
@@ -125,16 +123,6 @@ class PSpikeSSM(nn.Module):
         if self.dual_input:
             return self.decoder(*encode_pair(self.features, inputs, lengths))
         return self.decoder(self.features(inputs, lengths, uniforms))
-
-    def shared_uniforms(self, x: torch.Tensor) -> list[Uniforms] | None:
-        """Every block's shared uniforms (:meth:`PSpikeSSMBlock.draws_shared`) from one draw
-        (blocks, 2, B, H, L) for ``x`` (B, H, L): one op, not two per block. None where a block
-        does not share: then each draws its own."""
-        if not all(block.draws_shared() for block in self.blocks):
-            return None
-        shape = x.expand(len(self.blocks), 2, *x.shape)  # rand_like: compile's dynamic shapes
-        pairs = torch.rand_like(shape, dtype=compute_dtype(x))  # contiguous: shape overlaps
-        return [block.shared_layout(*pair) for block, pair in zip(self.blocks, pairs, strict=True)]
 
     def draw_uniforms(
         self, batch: int, length: int, generator: torch.Generator | None = None, **like: Any
