@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.harness import (
     command_line,
@@ -41,6 +40,7 @@ from benchmarks.harness import (
     set_threads,
     write_results,
 )
+from benchmarks.speed.ops import OpCounter
 from benchmarks.speed.train import ROOT, build_module, make_step
 
 #: (name, task, batch, length): the four cases of issue 23.
@@ -56,24 +56,6 @@ CLASSES = {"listops": 10, "pathx": 2}
 #: --quick: every case at this length, the models at this width and depth (the kernels keep
 #: their l_max): a check that the script runs, not a measurement.
 QUICK = {"length": 64, "d_model": 16, "n_layers": 2}
-
-
-class TrafficCount(TorchDispatchMode):
-    """Bytes read and written by the ATen ops run inside it: each op's tensor inputs and
-    outputs once; views (no data moved) count nothing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if not getattr(func, "is_view", False):
-            tensors = [*torch.utils._pytree.tree_leaves((args, kwargs)), out]
-            for leaf in torch.utils._pytree.tree_leaves(tensors):
-                if isinstance(leaf, torch.Tensor):
-                    self.bytes += leaf.numel() * leaf.element_size()
-        return out
 
 
 def batch_of(task: str, batch: int, length: int, device: torch.device):
@@ -156,11 +138,12 @@ def measure(step, device: torch.device, args) -> dict[str, float]:
     return out
 
 
-def traffic_bytes(step) -> int:
-    """Bytes moved by one eager step (:class:`TrafficCount`)."""
-    with TrafficCount() as count:
+def traffic(step) -> tuple[int, int]:
+    """Bytes moved and launching ops of one eager step (:class:`~benchmarks.speed.ops.OpCounter`:
+    views and aliases move nothing and launch nothing)."""
+    with OpCounter() as count:
         step()
-    return count.bytes
+    return count.bytes, sum(count.ops.values())
 
 
 def free(device: torch.device) -> None:
@@ -183,7 +166,8 @@ def run_case(name, task, batch_size, length, args, device, authors) -> dict[str,
             step = build()
             numbers = measure(step, device, args)
             if side != "compiled":  # the compiled side runs the eager side's op sequence
-                numbers["traffic_gb"] = traffic_bytes(step) / 1e9
+                traffic_b, numbers["ops"] = traffic(step)
+                numbers["traffic_gb"] = traffic_b / 1e9
             del step
         except Exception as error:  # out of memory, a compile error: report, go on
             numbers = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
@@ -219,7 +203,7 @@ def add_ratios(results: dict, bandwidth: float) -> None:
 
 def table(all_results: dict[str, dict], args) -> str:
     columns = ("s_per_step", "samples_per_s", "peak_gib", "compile_s", "floor_ms", "floor_ratio")
-    columns += ("speedup_vs_authors",)
+    columns += ("ops", "speedup_vs_authors")
     rows = ["| case | side | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for case, results in all_results.items():
         for side in ("authors", "eager", "compiled"):
@@ -230,7 +214,8 @@ def table(all_results: dict[str, dict], args) -> str:
                 rows.append(f"| {case} | {side} | failed: {numbers['failed'][:120]} |")
                 continue
             cells = [
-                f"{numbers[c]:.3g}" if isinstance(numbers.get(c), float) else "–" for c in columns
+                f"{numbers[c]:.3g}" if isinstance(numbers.get(c), float | int) else "–"
+                for c in columns
             ]
             rows.append(f"| {case} | {side} | " + " | ".join(cells) + " |")
     return (
@@ -241,7 +226,8 @@ def table(all_results: dict[str, dict], args) -> str:
         f"{args.repeats} steps after {args.warmup} warm-up; `compile_s`: the compiled side's "
         f"warm-up time beyond {args.warmup} steps; `floor_ms`: the bytes the eager step's ATen "
         f"ops read and write over {args.bandwidth / 1e12:g} TB/s (the compiled side is "
-        f"measured against the eager floor).\n\n" + "\n".join(rows)
+        f"measured against the eager floor); `ops`: the launching ATen ops of one eager step "
+        f"as run (views excluded; `benchmarks/speed/ops.py`).\n\n" + "\n".join(rows)
     )
 
 

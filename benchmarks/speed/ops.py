@@ -1,18 +1,23 @@
 """Launching ATen ops per training step: the CPU-side count of what an eager GPU step launches.
 
-    python -m benchmarks.speed.ops                                   # every task config + fast
-    python -m benchmarks.speed.ops --config configs/lra/listops.yaml --authors .authors
-    python -m benchmarks.speed.ops --config configs/lra/listops.yaml --fast --by-op 20
+    python -m benchmarks.speed.ops --authors .authors                # every task config + fast
+    python -m benchmarks.speed.ops --authors .authors --before benchmarks/results/before_0e545ea_ops_cpu.json
+    python -m benchmarks.speed.ops --config configs/lra/listops.yaml --by-op 20
+    python -m benchmarks.speed.ops --device cuda --config configs/lra/listops.yaml  # GPU path
 
 An eager step of a small model on a GPU waits for kernel launches, not for arithmetic: the
 number of ops it dispatches is what CUDA graphs and ``torch.compile`` hide when they work. A
-``TorchDispatchMode`` sees every op below autograd (the backward's too); the ops that only
-make a view or an alias (:data:`VIEW_OPS`) are not counted, every other one is. A step is the
-config's model (``model:`` sections merged as the CLI merges them) on synthetic full-length
-batches, cross-entropy, backward, and a for-each AdamW update over the model's parameter groups
-(what a GPU runs when the fused update is off); counted on the second step, after the first has
-made the optimiser state. ``--authors PATH`` adds the authors' ListOps model (their code, their
-optimiser groups) at the same batch and length.
+``TorchDispatchMode`` (:class:`OpCounter`) sees every op below autograd, the backward's too;
+the ops that only make a view or an alias (:data:`VIEW_OPS`) are not counted, every other op
+is. A step is the config's model (its ``model:`` sections merged as the CLI merges them) on
+synthetic full-length batches at batch 8 and length 512, cross-entropy, backward, and a
+for-each AdamW update over the model's parameter groups (what a GPU runs with the fused update
+off), counted on the second step (the first makes the optimiser's state). The count depends on
+the code path, not on the batch or the length (except where a kernel's l_max sets how many
+chunks the Cauchy sums take): on CPU the path the CPU takes, ``--device cuda`` the GPU's (the
+branches of a block convolve as one there). ``host reads`` are the ``.item()`` of AdamW's step
+counters, which stay on the host: counted (as issue 30 counts), but no GPU launch.
+``--authors PATH`` adds the authors' ListOps model (their code, their optimiser groups).
 
 Prints ``name=value`` lines (``<config>_forward``, ``_backward``, ``_optimizer``, ``_total``)
 and writes the ``ops`` section of ``benchmarks/RESULTS.md`` (``--no-write``: only print).
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -67,17 +73,28 @@ TASK_CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 TASK_CONFIGS = [c for c in TASK_CONFIGS if c.parent.name in ("lra", "mnist", "speech")]
 
 
+def launches(func) -> bool:
+    """Whether an op does work: every op but those making a view or an alias (in place too)."""
+    return func.overloadpacket.__name__.rstrip("_") not in VIEW_OPS
+
+
 class OpCounter(TorchDispatchMode):
-    """Counts the launching ops dispatched while active, by op name (``aten.mul.Tensor``)."""
+    """The launching ops dispatched while active, by name (``ops``: ``aten.mul.Tensor`` → n),
+    and the bytes they read and write (``bytes``: each tensor input and output once)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: Counter[str] = Counter()
+        self.bytes = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__.rstrip("_") not in VIEW_OPS:
+        out = func(*args, **(kwargs or {}))
+        if launches(func):
             self.ops[str(func)] += 1
-        return func(*args, **(kwargs or {}))
+            for leaf in torch.utils._pytree.tree_leaves((args, kwargs, out)):
+                if isinstance(leaf, torch.Tensor):
+                    self.bytes += leaf.numel() * leaf.element_size()
+        return out
 
 
 def count_phases(
@@ -99,35 +116,40 @@ def count_phases(
 
 
 def linked_values(config: Path) -> dict:
-    """What the config's data module would link into the model (the CLI's links), from the
-    data class's attributes: tokens (a vocabulary) or real inputs, two documents or one."""
+    """What the config's data module would link into the model (the CLI's links): its number
+    of classes and input channels (the module built from the config's ``init_args``; it reads
+    no data until set up), tokens or real inputs, two documents or one."""
     data = yaml.safe_load(config.read_text()).get("data") or {}
     module_name, _, class_name = data["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
+    datamodule = cls(**(data.get("init_args") or {}))
     tokens = "vocab_size" in (cls.__doc__ or "") or class_name == "ListOpsDataModule"
     return {
-        "num_classes": int(getattr(cls, "num_classes", 10)),
+        "num_classes": int(datamodule.num_classes),
         "vocab_size": 18 if tokens else 0,  # the size changes no op count
-        "d_input": 1,
-        "dual_input": bool(getattr(cls, "dual_input", False)),
+        "d_input": int(getattr(datamodule, "d_input", 1)),
+        "dual_input": bool(getattr(datamodule, "dual_input", False)),
     }
 
 
-def step_counts(configs: list[Path], batch: int, length: int) -> dict[str, Counter[str]]:
+def step_counts(
+    configs: list[Path], batch: int, length: int, device: str = "cpu"
+) -> dict[str, Counter[str]]:
     """Per phase, the ops of the second training step of the configs' model."""
     linked = linked_values(configs[0])
     torch.manual_seed(0)
-    module = build_module(*configs, **linked).train()
+    module = build_module(*configs, **linked).to(device).train()
+    on = torch.device(device)
     if linked["dual_input"]:
-        inputs = torch.stack(
-            [synthetic_batch(batch, length, 2, torch.device("cpu"), 18)[0] for _ in range(2)], 1
-        )
-        _, lengths, targets = synthetic_batch(batch, length, 2, torch.device("cpu"), 18)
+        inputs = torch.stack([synthetic_batch(batch, length, 2, on, 18)[0] for _ in range(2)], 1)
+        _, lengths, targets = synthetic_batch(batch, length, 2, on, 18)
         lengths = torch.stack([lengths, lengths], 1)
     else:
         inputs, lengths, targets = synthetic_batch(
-            batch, length, linked["num_classes"], torch.device("cpu"), linked["vocab_size"]
+            batch, length, linked["num_classes"], on, linked["vocab_size"]
         )
+        if not linked["vocab_size"]:  # real inputs with the data's channels
+            inputs = inputs.expand(-1, -1, linked["d_input"]).contiguous()
     hp = module.hparams
     groups = parameter_groups(module, hp.lr, hp.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=hp.lr, foreach=True)
@@ -139,25 +161,29 @@ def two_steps(forward: Callable[[], torch.Tensor], optimizer) -> dict[str, Count
     return count_phases(forward, optimizer)
 
 
-def authors_counts(path: str, batch: int, length: int) -> dict[str, Counter[str]]:
+def authors_counts(
+    path: str, batch: int, length: int, device: str = "cpu"
+) -> dict[str, Counter[str]]:
     """The authors' ListOps model and optimiser groups (their code from ``path``)."""
     from benchmarks.authors import authors_optimizer, build_authors_model, import_authors
 
     authors = import_authors(path)
     torch.manual_seed(0)
-    model = build_authors_model(authors, 18, l_max=length).train()
+    model = build_authors_model(authors, 18, l_max=length).to(device).train()
     optimizer, _ = authors_optimizer(
         authors, model, lr=8e-4, weight_decay=0.01, warmup=12000, total=120000
     )
     for group in optimizer.param_groups:
         group["foreach"] = True
-    inputs, lengths, targets = synthetic_batch(batch, length, 10, torch.device("cpu"), 18)
+    inputs, lengths, targets = synthetic_batch(batch, length, 10, torch.device(device), 18)
     return two_steps(lambda: F.cross_entropy(model(inputs, lengths), targets), optimizer)
 
 
 def summary(counts: dict[str, Counter[str]]) -> dict[str, int]:
+    """Ops per phase, their total, and the host reads among them."""
     totals = {phase: sum(ops.values()) for phase, ops in counts.items()}
-    return {**totals, "total": sum(totals.values())}
+    host_reads = sum(ops["aten._local_scalar_dense.default"] for ops in counts.values())
+    return {**totals, "total": sum(totals.values()), "host_reads": host_reads}
 
 
 def main() -> None:
@@ -167,7 +193,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--authors", help="the authors' checkout: add their ListOps model")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: count the GPU path")
     parser.add_argument("--by-op", type=int, default=0, help="print the N most frequent ops")
+    parser.add_argument(
+        "--before", type=Path, help="a results JSON of this script from an earlier revision"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -182,7 +212,7 @@ def main() -> None:
     rows: dict[str, dict[str, int]] = {}
     results: dict[str, int] = {}
     for name, stack in variants.items():
-        counts = step_counts(stack, args.batch, args.length)
+        counts = step_counts(stack, args.batch, args.length, args.device)
         rows[name] = summary(counts)
         results.update({f"{name}_{k}": v for k, v in rows[name].items()})
         emit({f"{name}_{k}": v for k, v in rows[name].items()})
@@ -191,22 +221,29 @@ def main() -> None:
             for op, n in both.most_common(args.by_op):
                 print(f"  {n:5d} {op}")
     if args.authors:
-        rows["authors listops"] = summary(authors_counts(args.authors, args.batch, args.length))
+        authors = authors_counts(args.authors, args.batch, args.length, args.device)
+        rows["authors listops"] = summary(authors)
         results.update({f"authors_{k}": v for k, v in rows["authors listops"].items()})
         emit({f"authors_{k}": v for k, v in rows["authors listops"].items()})
     if args.no_write:
         return
-    info = machine()
+    info = {**machine(), "device": args.device}
+    before = json.loads(args.before.read_text())["results"] if args.before else {}
+    prefix = {"authors listops": "authors"}
     lines = [
         f"## Launching ops per training step (`{command_line()}`)",
         "",
         f"Batch {args.batch}, length {args.length}; ATen ops below autograd, views and aliases "
-        "excluded (`benchmarks/speed/ops.py`), for-each AdamW; the second step of each model.",
+        "excluded (`benchmarks/speed/ops.py`), for-each AdamW; the second step of each model."
+        + (f" `before`: the same count of `{args.before.name}`." if before else ""),
         "",
-        "| model | forward | backward | optimiser | total |",
-        "|---|---|---|---|---|",
+        "| model | forward | backward | optimiser | total | of which host reads |"
+        + (" before |" if before else ""),
+        "|---|---|---|---|---|---|" + ("---|" if before else ""),
         *(
-            f"| {name} | {r['forward']} | {r['backward']} | {r['optimizer']} | {r['total']} |"
+            f"| {name} | {r['forward']} | {r['backward']} | {r['optimizer']} | "
+            f"**{r['total']}** | {r['host_reads']} |"
+            + (f" {before.get(prefix.get(name, name) + '_total', '–')} |" if before else "")
             for name, r in rows.items()
         ),
         "",
