@@ -16,6 +16,7 @@ from pspikessm.models.convolution import (
 from pspikessm.models.kernels import cauchy
 from pspikessm.models.kernels.cauchy import cauchy_sums, cauchy_sums_reference
 from pspikessm.models.kernels.diagonal import DiagonalSSMKernel, power_split
+from pspikessm.models.layers import AffineFunction, channel_affine_reference
 from pspikessm.models.neurons.pspike import SpikeSampler, sample_spikes_reference
 from pspikessm.models.settings import BlockSettings
 
@@ -215,3 +216,22 @@ def test_cauchy_sums_match_complex_autograd(shared: bool, chunk: int, monkeypatc
     expected = torch.autograd.grad((reference * weights).real.sum(), inputs)
     for g_fast, g_ref in zip(grads, expected, strict=True):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_channel_affine_matches_reference_and_its_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)
+    scale = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    shift = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(AffineFunction.apply, (x, scale, shift))
+    grad = torch.randn(3, 5, 7, dtype=torch.float64)
+    fast = torch.autograd.grad(AffineFunction.apply(x, scale, shift), (x, scale, shift), grad)
+    plain = torch.autograd.grad(channel_affine_reference(x, scale, shift), (x, scale, shift), grad)
+    for ours, theirs in zip(fast, plain, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        AffineFunction.apply(x, scale, shift), channel_affine_reference(x, scale, shift)
+    )
+    frozen = AffineFunction.apply(x, scale.detach(), shift.detach())  # only x needs a gradient
+    (grad_x,) = torch.autograd.grad(frozen, x, grad)
+    torch.testing.assert_close(grad_x, fast[0])
