@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pspikessm.models import PSpikeSSM, spike_emitters
+from pspikessm.models import PSpikeSSM, convolution, spike_emitters
 from pspikessm.models.kernels.diagonal import DiagonalSSMKernel
 from pspikessm.models.kernels.dplr import DPLRSSMKernel
 from pspikessm.models.settings import BlockSettings
@@ -48,9 +48,15 @@ def run(model: PSpikeSSM, inputs, lengths, uniforms):
     return logits.detach(), grads, spikes
 
 
+@pytest.mark.parametrize("joined", [False, True], ids=["cpu_path", "gpu_path"])
 @pytest.mark.parametrize("two_sided", [False, True], ids=["one_sided", "two_sided"])
 @pytest.mark.parametrize("kernel", list(KERNELS))
-def test_the_bank_equals_each_layers_own_kernels(kernel: str, two_sided: bool, monkeypatch):
+def test_the_bank_equals_each_layers_own_kernels(
+    kernel: str, two_sided: bool, joined: bool, monkeypatch
+):
+    """The reference: each branch's own kernel and convolution. ``gpu_path``: the bank's
+    kernels with each block's branches convolved as one, as on a GPU."""
+    monkeypatch.setattr(convolution, "joins_branches", lambda x: joined)
     model = model_of(kernel, two_sided)
     inputs = torch.randint(1, 7, (2, 32))
     lengths = torch.tensor([32, 20])
@@ -58,6 +64,7 @@ def test_the_bank_equals_each_layers_own_kernels(kernel: str, two_sided: bool, m
     assert all(k is not None for k in model.kernel_bank(32)), "the bank must be in use"
     batched = run(model, inputs, lengths, uniforms)
     monkeypatch.setattr(model.kernel_bank, "stackable", lambda: False)  # each its own
+    monkeypatch.setattr(convolution, "joins_branches", lambda x: False)  # each branch alone
     assert all(k is None for k in model.kernel_bank(32))
     per_layer = run(model, inputs, lengths, uniforms)
     torch.testing.assert_close(batched[0], per_layer[0], rtol=0, atol=1e-6)

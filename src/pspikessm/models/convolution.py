@@ -166,7 +166,7 @@ class JointSSMConvolution(nn.Module):
         each branch's SSM computes its own."""
         if len(xs) == 1:  # no split, no cat: each would be an op (and its backward another)
             return [stacked_convolution(self.branch_ssms, xs[0], kernel)]
-        if not xs[0].is_cuda:
+        if not joins_branches(xs[0]):
             kernels = [None] * len(xs) if kernel is None else kernel.split(xs[0].shape[1])
             return [
                 stacked_convolution([ssm], x, k)
@@ -174,6 +174,12 @@ class JointSSMConvolution(nn.Module):
             ]
         y = stacked_convolution(self.branch_ssms, torch.cat(list(xs), dim=1), kernel)  # (B bH L)
         return list(y.split([x.shape[1] for x in xs], dim=1))
+
+
+def joins_branches(x: torch.Tensor) -> bool:
+    """Whether a block's branches convolve as one (:class:`JointSSMConvolution`): on a GPU,
+    where a step waits for launches; not on CPU, where the stacking copies cost more."""
+    return x.is_cuda
 
 
 def uses_cached_spectra(ssm: SSMConvolution) -> bool:
