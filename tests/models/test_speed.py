@@ -137,7 +137,8 @@ def test_joint_convolution_of_the_branches_equals_one_per_branch(two_sided, trai
 @pytest.mark.slow
 def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
     """``python -m benchmarks.speed.gpu`` (what benchmarks/gpu/speed.sh runs) end to end, tiny, on CPU
-    with a cheap compile backend: every side of both tasks reports a step time."""
+    with a cheap compile backend: every side of both tasks reports a step time, the eager side
+    its traffic and launching ops."""
     import os
     import subprocess
     import sys
@@ -156,6 +157,7 @@ def test_gpu_speed_script_runs_on_cpu_at_tiny_sizes():
         for side in ("eager", "compiled"):
             assert float(values[f"{case}_{side}_s_per_step"]) > 0
         assert float(values[f"{case}_eager_traffic_gb"]) > 0
+        assert int(values[f"{case}_eager_ops"]) > 0  # launching ops, beside the step time
         assert float(values[f"{case}_compiled_compile_s"]) >= 0
 
 
