@@ -1,9 +1,11 @@
 """Launching ATen ops per training step: the CPU-side count of what an eager GPU step launches.
 
     python -m benchmarks.speed.ops --authors .authors                # every task config + fast
-    python -m benchmarks.speed.ops --authors .authors --before benchmarks/results/before_0e545ea_ops_cpu.json
+    python -m benchmarks.speed.ops --authors .authors \
+        --before benchmarks/results/before_0e545ea_ops_cpu.json     # beside an earlier count
     python -m benchmarks.speed.ops --config configs/lra/listops.yaml --by-op 20
-    python -m benchmarks.speed.ops --device cuda --config configs/lra/listops.yaml  # GPU path
+    python -m benchmarks.speed.ops --device cuda --config configs/lra/listops.yaml  # on a GPU
+    python -m benchmarks.speed.ops --gpu-path --config configs/lra/listops.yaml  # its path, here
 
 An eager step of a small model on a GPU waits for kernel launches, not for arithmetic: the
 number of ops it dispatches is what CUDA graphs and ``torch.compile`` hide when they work. A
@@ -14,9 +16,10 @@ synthetic full-length batches at batch 8 and length 512, cross-entropy, backward
 for-each AdamW update over the model's parameter groups (what a GPU runs with the fused update
 off), counted on the second step (the first makes the optimiser's state). The count depends on
 the code path, not on the batch or the length (except where a kernel's l_max sets how many
-chunks the Cauchy sums take): on CPU the path the CPU takes, ``--device cuda`` the GPU's (the
-branches of a block convolve as one there). ``host reads`` are the ``.item()`` of AdamW's step
-counters, which stay on the host: counted (as issue 30 counts), but no GPU launch.
+chunks the Cauchy sums take): on CPU the path the CPU takes, with ``--device cuda`` the GPU's
+(a block's branches convolve as one there; ``--gpu-path`` takes that path on CPU). ``host
+reads`` are the ``.item()`` of AdamW's step counters, which stay on the host: counted (as
+issue 30 counts), but no GPU launch.
 ``--authors PATH`` adds the authors' ListOps model (their code, their optimiser groups).
 
 Prints ``name=value`` lines (``<config>_forward``, ``_backward``, ``_optimizer``, ``_total``)
@@ -39,6 +42,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.harness import command_line, emit, machine, machine_line, write_results
 from benchmarks.speed.train import FAST, ROOT, build_module, synthetic_batch
+from pspikessm.models import convolution
 from pspikessm.optim import parameter_groups
 
 #: Ops that make a view or an alias and launch no work (their ``.default`` and other overloads).
@@ -194,6 +198,11 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--authors", help="the authors' checkout: add their ListOps model")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: count the GPU path")
+    parser.add_argument(
+        "--gpu-path",
+        action="store_true",
+        help="on CPU, take the GPU's code path (a block's branches convolved as one)",
+    )
     parser.add_argument("--by-op", type=int, default=0, help="print the N most frequent ops")
     parser.add_argument(
         "--before", type=Path, help="a results JSON of this script from an earlier revision"
@@ -201,6 +210,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.gpu_path:  # the one place the model's code path depends on the device
+        convolution.joins_branches = lambda x: True
     configs = args.config or TASK_CONFIGS
     variants: dict[str, list[Path]] = {}
     for config in configs:
@@ -227,14 +238,15 @@ def main() -> None:
         emit({f"authors_{k}": v for k, v in rows["authors listops"].items()})
     if args.no_write:
         return
-    info = {**machine(), "device": args.device}
+    info = {**machine(), "device": args.device + ("_gpu_path" if args.gpu_path else "")}
     before = json.loads(args.before.read_text())["results"] if args.before else {}
     prefix = {"authors listops": "authors"}
     lines = [
         f"## Launching ops per training step (`{command_line()}`)",
         "",
         f"Batch {args.batch}, length {args.length}; ATen ops below autograd, views and aliases "
-        "excluded (`benchmarks/speed/ops.py`), for-each AdamW; the second step of each model."
+        "excluded (`benchmarks/speed/ops.py`), for-each AdamW; the second step of each model"
+        + (", the GPU's code path (a block's branches convolved as one)." if args.gpu_path else ".")
         + (f" `before`: the same count of `{args.before.name}`." if before else ""),
         "",
         "| model | forward | backward | optimiser | total | of which host reads |"
