@@ -42,6 +42,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.harness import command_line, emit, machine, machine_line, write_results
 from benchmarks.speed.train import FAST, ROOT, build_module, synthetic_batch
+from pspikessm.data.tokens import TokenDataModule
 from pspikessm.models import convolution
 from pspikessm.optim import parameter_groups
 
@@ -127,10 +128,10 @@ def linked_values(config: Path) -> dict:
     module_name, _, class_name = data["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     datamodule = cls(**(data.get("init_args") or {}))
-    tokens = "vocab_size" in (cls.__doc__ or "") or class_name == "ListOpsDataModule"
     return {
         "num_classes": int(datamodule.num_classes),
-        "vocab_size": 18 if tokens else 0,  # the size changes no op count
+        # the size changes no op count (and a token task's is read from its data)
+        "vocab_size": 18 if isinstance(datamodule, TokenDataModule) else 0,
         "d_input": int(getattr(datamodule, "d_input", 1)),
         "dual_input": bool(getattr(datamodule, "dual_input", False)),
     }

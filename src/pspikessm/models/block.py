@@ -81,24 +81,16 @@ class PSpikeSSMBlock(nn.Module):
 
         if not self.share_uniforms:
             return [BranchUniforms(uniform(), uniform()) for _ in self.branches]
-        return self.shared_layout(uniform(), uniform())
-
-    def shared_layout(self, z1: torch.Tensor, z2: torch.Tensor) -> Uniforms:
-        """The sites' uniforms when they share two tensors ``z1``, ``z2`` (B, H, L)."""
+        z1, z2 = uniform(), uniform()
         if len(self.branches) == 1:
             return [BranchUniforms(z1, z2)]
         return [BranchUniforms(z1, z1), *[BranchUniforms(z2, z1) for _ in self.branches[1:]]]
 
-    def draws_shared(self) -> bool:
-        """Whether the block draws uniforms for its sites (shared between sites); if not, each
-        neuron draws its own, in place: a third cheaper than comparing with tensors drawn
-        here."""
-        takes_uniforms = getattr(self.branches[0].input_spikes, "takes_uniforms", False)
-        return self.share_uniforms and takes_uniforms and len(self.branches) > 1
-
     def shared_uniforms(self, x: torch.Tensor) -> Uniforms:
-        """:meth:`draw_uniforms` where :meth:`draws_shared`; else None at every site."""
-        if self.draws_shared():
+        """:meth:`draw_uniforms` where sites share them; else None at every site (each neuron
+        draws its own, in place: a third cheaper than comparing with tensors drawn here)."""
+        takes_uniforms = getattr(self.branches[0].input_spikes, "takes_uniforms", False)
+        if self.share_uniforms and takes_uniforms and len(self.branches) > 1:
             return self.draw_uniforms(x)
         return [OWN_DRAWS for _ in self.branches]
 

@@ -16,6 +16,7 @@ import torch
 
 from pspikessm.models.convolution import (
     JointSSMConvolution,
+    SSMConvolution,
     fast_fft_size,
     uses_cached_spectra,
     with_skips,
@@ -43,7 +44,7 @@ class KernelBank:
     def __init__(self, joints: Sequence[JointSSMConvolution]) -> None:
         self.joints = tuple(joints)
 
-    def ssms(self) -> list:
+    def ssms(self) -> list[SSMConvolution]:
         return [ssm for joint in self.joints for ssm in joint.branch_ssms]
 
     def stackable(self) -> bool:
@@ -65,9 +66,7 @@ class KernelBank:
             d = stack_parameters([ssm.d for ssm in ssms])  # (G H)
             skips = with_skips(kernels, d, fast_fft_size(2 * length))  # (G H K)
         per_block = [len(joint.branch_ssms) for joint in self.joints]
-        if len(set(per_block)) == 1:  # (blocks, bH, K): a view per block
-            return list(skips.flatten(0, 1).unflatten(0, (len(per_block), -1)))
-        return [part.flatten(0, 1) for part in skips.split(per_block)]
+        return [part.flatten(0, 1) for part in skips.split(per_block)]  # (bH K) views
 
 
 def stacks(kind: type) -> bool:
