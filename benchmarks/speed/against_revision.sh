@@ -20,14 +20,14 @@ PY=${PYTHON:-python3}
 HERE=$(git rev-parse --show-toplevel)
 BEFORE=$(mktemp -d)
 trap 'git -C "$HERE" worktree remove --force "$BEFORE" >/dev/null 2>&1 || true' EXIT
-git -C "$HERE" worktree add -f --detach "$BEFORE" "$REV" >/dev/null
+git -C "$HERE" worktree add -f --detach "$BEFORE" "$REV" >/dev/null 2>&1
 LOG=$(mktemp)
 for round in $(seq "$ROUNDS"); do
   for side in before after; do
     tree=$HERE
     [ "$side" = before ] && tree=$BEFORE
     (cd "$tree" && PYTHONPATH="$tree/src" "$PY" -m benchmarks.speed.official --device cpu \
-      --no-write "$@" 2>/dev/null | grep '=' | sed "s/^/$side $round /") | tee -a "$LOG"
+      --no-write "$@" 2>/dev/null | grep -E '=|^skipped' | sed "s/^/$side $round /") | tee -a "$LOG"
   done
 done
 "$PY" - "$LOG" "$REV" <<'EOF'
@@ -35,6 +35,8 @@ import statistics, sys
 values = {}
 for line in open(sys.argv[1]):
     side, _, pair = line.split(maxsplit=2)
+    if "=" not in pair:  # "skipped: ...": said above
+        continue
     name, value = pair.strip().split("=")
     values.setdefault((side, name), []).append(float(value))
 for (side, name), runs in sorted(values.items()):
